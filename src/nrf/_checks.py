@@ -1,0 +1,72 @@
+"""Argument checks shared by the whole package.
+
+Every public function validates its arguments up front and raises an error that names
+the argument, the expected value and the actual value, instead of failing deep inside
+numpy or torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is finite and > 0 (>= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    v = float(value)
+    bound_ok = v >= 0 if allow_zero else v > 0
+    if not math.isfinite(v) or not bound_ok:
+        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return v
+
+
+def check_positive_int(name: str, value: int, *, allow_zero: bool = False) -> int:
+    """Return ``value`` if it is an ``int`` > 0 (>= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < 0 or (value == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else ">= 1"
+        raise ValueError(f"{name} must be an int {expected}, got {value!r}")
+    return value
+
+
+def check_int_sequence(name: str, values: Sequence[int], *, allow_empty: bool = True) -> tuple[int, ...]:
+    """Return ``values`` as a tuple of positive ints."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of ints, got {type(values).__name__}")
+    if not allow_empty and len(values) == 0:
+        raise ValueError(f"{name} must not be empty")
+    return tuple(check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_finite_tensor(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Raise if ``x`` holds NaN or inf, with the count and the first offending index."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        count = int(bad.sum())
+        first = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise ValueError(f"{name} holds {count} non-finite values (first at index {first})")
+    return x
+
+
+def check_input_shape(name: str, x: torch.Tensor, event_shape: Sequence[int]) -> None:
+    """Raise if ``x`` is not a batch of tensors of shape ``event_shape``."""
+    expected = tuple(event_shape)
+    if x.dim() != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"{name} must have shape (batch, {', '.join(map(str, expected))}), "
+            f"got {tuple(x.shape)}"
+        )

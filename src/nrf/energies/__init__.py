@@ -1,0 +1,19 @@
+"""Energies: ``nn.Module``s mapping a batch to per-sample energies (lower = more probable)."""
+
+from nrf.energies.analytic import GaussianEnergy, GaussianMixtureEnergy
+from nrf.energies.base import Energy
+from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
+from nrf.energies.mlp import MLPEnergy
+from nrf.energies.presets import POTENTIALS, paper_potential
+
+__all__ = [
+    "POTENTIALS",
+    "ConvEnergy",
+    "Energy",
+    "GaussianEnergy",
+    "GaussianMixtureEnergy",
+    "MLPEnergy",
+    "SNGANConvEnergy",
+    "SNGANResNetEnergy",
+    "paper_potential",
+]

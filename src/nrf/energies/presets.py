@@ -1,0 +1,51 @@
+"""The potentials of the Inclusive-NRF paper's tables, by name.
+
+=========  ==========================================================  =====================
+name       network                                                     source
+=========  ==========================================================  =====================
+gmm        MLP 2-100-100-1, leaky ReLU 0.2, weight norm                Table VI
+kdd        MLP 118-60-30-10-1, tanh, weight norm                       Table VII
+mnist      MLP 784-1000-500-250-250-250-1, leaky ReLU 0.2, weight norm Table VIII
+cifar      9-layer conv net, leaky ReLU 0.2, weight norm               Table IX
+sngan-cnn  SNGAN standard CNN with spectral norm                       SNGAN Table 3
+sngan-res  SNGAN ResNet with spectral norm                             SNGAN Table 4
+=========  ==========================================================  =====================
+
+Weight-normalized presets need :func:`nrf.nn.data_dependent_init` on a batch of data
+before training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nrf._checks import check_choice
+from nrf.energies.base import Energy
+from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
+from nrf.energies.mlp import MLPEnergy
+
+POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res")
+
+
+def paper_potential(name: str, **overrides: Any) -> Energy:
+    """Build the potential network called ``name`` (see the module table).
+
+    Keyword ``overrides`` go to the network's constructor, e.g.
+    ``paper_potential("kdd", event_shape=(120,))`` or ``scale_trainable=False``.
+
+    >>> paper_potential("gmm").event_shape
+    (2,)
+    """
+    check_choice("name", name, POTENTIALS)
+    if name == "gmm":
+        return MLPEnergy(**{"event_shape": (2,), "hidden": (100, 100), "activation": "leaky_relu", **overrides})
+    if name == "kdd":
+        return MLPEnergy(**{"event_shape": (118,), "hidden": (60, 30, 10), "activation": "tanh", **overrides})
+    if name == "mnist":
+        kwargs = {"event_shape": (1, 28, 28), "hidden": (1000, 500, 250, 250, 250), "activation": "leaky_relu"}
+        return MLPEnergy(**{**kwargs, **overrides})
+    if name == "cifar":
+        return ConvEnergy(**{"event_shape": (3, 32, 32), **overrides})
+    if name == "sngan-cnn":
+        return SNGANConvEnergy(**{"event_shape": (3, 32, 32), **overrides})
+    return SNGANResNetEnergy(**{"event_shape": (3, 32, 32), **overrides})

@@ -1,0 +1,20 @@
+"""Network building blocks shared by energies and generators."""
+
+from nrf.nn.activations import ACTIVATIONS, make_activation
+from nrf.nn.weight_norm import (
+    WeightNormConv2d,
+    WeightNormConvTranspose2d,
+    WeightNormLinear,
+    data_dependent_init,
+    weight_norm_layers,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "WeightNormConv2d",
+    "WeightNormConvTranspose2d",
+    "WeightNormLinear",
+    "data_dependent_init",
+    "make_activation",
+    "weight_norm_layers",
+]
