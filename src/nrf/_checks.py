@@ -67,6 +67,5 @@ def check_input_shape(name: str, x: torch.Tensor, event_shape: Sequence[int]) ->
     expected = tuple(event_shape)
     if x.dim() != len(expected) + 1 or tuple(x.shape[1:]) != expected:
         raise ValueError(
-            f"{name} must have shape (batch, {', '.join(map(str, expected))}), "
-            f"got {tuple(x.shape)}"
+            f"{name} must have shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
         )

@@ -57,7 +57,9 @@ def run_demo(out: str | Path, seed: int = 0, root: str | None = None) -> list[Pa
     written.append(plots.save(fig, out_dir / "untrained_gmm_model.png"))
     with torch.no_grad():
         e_data = float(potential(gmm.x).mean())
-    print(f"untrained Table VI potential (data-dependent init only): mean energy on the GMM data {e_data:+.3f}")
+    print(
+        f"untrained Table VI potential (data-dependent init only): mean energy on the GMM data {e_data:+.3f}"
+    )
 
     digits = load_digits()
     fig, axes = plots.new_figure(1)

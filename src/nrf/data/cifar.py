@@ -105,4 +105,6 @@ def load_cifar10(split: str = "train", root: str | os.PathLike[str] | None = Non
     check_choice("split", split, ("train", "test"))
     names = TRAIN_BATCHES if split == "train" else TEST_BATCHES
     parts = [read_batch(find_file("cifar10", SUBDIR, [n], root)) for n in names]
-    return ImageSet(images=np.concatenate([p[0] for p in parts]), labels=np.concatenate([p[1] for p in parts]))
+    return ImageSet(
+        images=np.concatenate([p[0] for p in parts]), labels=np.concatenate([p[1] for p in parts])
+    )

@@ -13,9 +13,7 @@ class DataNotFoundError(FileNotFoundError):
 
     def __init__(self, dataset: str, filename: str, tried: list[Path], hint: str) -> None:
         places = "\n".join(f"  - {p}" for p in tried) or "  (no data directory configured)"
-        super().__init__(
-            f"{dataset}: file {filename!r} not found. Looked in:\n{places}\n{hint}"
-        )
+        super().__init__(f"{dataset}: file {filename!r} not found. Looked in:\n{places}\n{hint}")
         self.dataset = dataset
         self.filename = filename
         self.tried = tried

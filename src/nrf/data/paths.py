@@ -63,7 +63,6 @@ def find_file(
                 if path.is_file():
                     return path
     hint = (
-        f"Point nrf at the data with root=... or ${ENV_VAR}, "
-        f"or fetch it with `nrf data download {dataset}`."
+        f"Point nrf at the data with root=... or ${ENV_VAR}, or fetch it with `nrf data download {dataset}`."
     )
     raise DataNotFoundError(dataset, names[0], tried, hint)

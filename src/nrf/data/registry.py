@@ -17,9 +17,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from nrf._checks import check_choice
 from nrf.data import cifar, kddcup, mnist
@@ -130,11 +130,16 @@ def dataset_status(name: str, root: str | os.PathLike[str] | None = None) -> Dat
     return DatasetStatus(name, spec.description, found, missing)
 
 
+def _open_content(path: Path, remote: RemoteFile) -> BinaryIO:
+    if remote.checksum_of == "uncompressed":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
 def _content_digest(path: Path, remote: RemoteFile) -> str:
     h = hashlib.new(remote.algorithm)
-    opener: Callable[[Path], object] = gzip.open if remote.checksum_of == "uncompressed" else open  # type: ignore[assignment]
     try:
-        with opener(path, "rb") as f:  # type: ignore[operator]
+        with _open_content(path, remote) as f:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 h.update(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -172,12 +177,14 @@ def fetch(
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310
+                response = urllib.request.urlopen(url, timeout=timeout)
             except (urllib.error.URLError, OSError) as exc:
                 raise OSError(f"could not download {url}: {exc}") from exc
             with response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
+                ) as bar:
                     for chunk in iter(lambda: response.read(_CHUNK), b""):
                         out.write(chunk)
                         bar.update(len(chunk))

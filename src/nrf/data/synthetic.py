@@ -51,7 +51,9 @@ def _draw(
     k, d = centres.shape
     labels = torch.arange(k).repeat_interleave(per_mode)
     noise = torch.randn(k * per_mode, d, generator=generator, dtype=dtype)
-    return MixtureData(x=centres.to(dtype)[labels] + std * noise, labels=labels, centres=centres.to(dtype), std=std)
+    return MixtureData(
+        x=centres.to(dtype)[labels] + std * noise, labels=labels, centres=centres.to(dtype), std=std
+    )
 
 
 def gmm32_centres() -> torch.Tensor:
@@ -144,4 +146,6 @@ def bimodal1d(
     centres = torch.tensor([[means[0]], [means[1]]], dtype=torch.float64)
     labels = torch.cat([torch.zeros(n0, dtype=torch.long), torch.ones(n - n0, dtype=torch.long)])
     noise = torch.randn(n, 1, generator=generator, dtype=dtype)
-    return MixtureData(x=centres.to(dtype)[labels] + std * noise, labels=labels, centres=centres.to(dtype), std=std)
+    return MixtureData(
+        x=centres.to(dtype)[labels] + std * noise, labels=labels, centres=centres.to(dtype), std=std
+    )

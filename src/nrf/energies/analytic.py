@@ -130,9 +130,15 @@ class GaussianMixtureEnergy(Energy):
             raise ValueError(
                 f"covariances must have shape ({k}, {d}, {d}), ({k},) or be a float, got {tuple(cov.shape)}"
             )
-        w = torch.full((k,), 1.0 / k, dtype=mu.dtype) if weights is None else _as_float_tensor("weights", weights)
+        w = (
+            torch.full((k,), 1.0 / k, dtype=mu.dtype)
+            if weights is None
+            else _as_float_tensor("weights", weights)
+        )
         if tuple(w.shape) != (k,) or bool((w < 0).any()) or float(w.sum()) <= 0:
-            raise ValueError(f"weights must be {k} non-negative numbers with a positive sum, got {w.tolist()}")
+            raise ValueError(
+                f"weights must be {k} non-negative numbers with a positive sum, got {w.tolist()}"
+            )
         self.event_shape = (d,)
         self.register_buffer("means", mu)
         self.register_buffer("scale_trils", _cholesky("covariances", cov))

@@ -60,18 +60,19 @@ class ConvEnergy(Energy):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         check_positive("negative_slope", negative_slope, allow_zero=True)
-        spec = [
-            (c, w1, 3, 1, 1), (w1, w1, 3, 1, 1), (w1, w1, 3, 2, 1), "drop",
-            (w1, w2, 3, 1, 1), (w2, w2, 3, 1, 1), (w2, w2, 3, 2, 1), "drop",
+        # (in, out, kernel, stride, padding); None marks where dropout goes.
+        spec: list[tuple[int, int, int, int, int] | None] = [
+            (c, w1, 3, 1, 1), (w1, w1, 3, 1, 1), (w1, w1, 3, 2, 1), None,
+            (w1, w2, 3, 1, 1), (w2, w2, 3, 1, 1), (w2, w2, 3, 2, 1), None,
             (w2, w2, 3, 1, 0), (w2, w2, 1, 1, 0), (w2, w2, 1, 1, 0),
         ]  # fmt: skip
         layers: list[nn.Module] = []
         for item in spec:
-            if item == "drop":
+            if item is None:
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))
                 continue
-            n_in, n_out, k, s, p = item  # type: ignore[misc]
+            n_in, n_out, k, s, p = item
             layers.append(WeightNormConv2d(n_in, n_out, k, s, p, scale_trainable=scale_trainable))
             layers.append(nn.LeakyReLU(negative_slope))
         self.features = nn.Sequential(*layers)

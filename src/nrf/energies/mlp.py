@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -63,7 +64,7 @@ class MLPEnergy(Energy):
         check_positive("negative_slope", negative_slope, allow_zero=True)
         sizes = (self.event_numel, *widths, 1)
         layers: list[nn.Module] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             last = i == len(sizes) - 2
             layers.append(_dense(n_in, n_out, norm, scale_trainable or last))
             if not last:

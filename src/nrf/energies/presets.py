@@ -38,11 +38,17 @@ def paper_potential(name: str, **overrides: Any) -> Energy:
     """
     check_choice("name", name, POTENTIALS)
     if name == "gmm":
-        return MLPEnergy(**{"event_shape": (2,), "hidden": (100, 100), "activation": "leaky_relu", **overrides})
+        return MLPEnergy(
+            **{"event_shape": (2,), "hidden": (100, 100), "activation": "leaky_relu", **overrides}
+        )
     if name == "kdd":
         return MLPEnergy(**{"event_shape": (118,), "hidden": (60, 30, 10), "activation": "tanh", **overrides})
     if name == "mnist":
-        kwargs = {"event_shape": (1, 28, 28), "hidden": (1000, 500, 250, 250, 250), "activation": "leaky_relu"}
+        kwargs = {
+            "event_shape": (1, 28, 28),
+            "hidden": (1000, 500, 250, 250, 250),
+            "activation": "leaky_relu",
+        }
         return MLPEnergy(**{**kwargs, **overrides})
     if name == "cifar":
         return ConvEnergy(**{"event_shape": (3, 32, 32), **overrides})

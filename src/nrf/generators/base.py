@@ -48,6 +48,8 @@ class LatentGenerator(nn.Module):
         else:
             self.register_buffer("_sigma", torch.tensor(float(sigma)))
 
+    _sigma: torch.Tensor
+
     @property
     def sigma(self) -> torch.Tensor:
         """Standard deviation of x given h (a scalar tensor)."""

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -63,13 +64,15 @@ class DeconvGenerator(LatentGenerator):
         chans = check_int_sequence("widths", widths, allow_empty=False)
         steps = _upsample_steps(side, 4)
         if len(chans) != steps:
-            raise ValueError(f"widths must list {steps} channel counts for {side} x {side} images, got {len(chans)}")
+            raise ValueError(
+                f"widths must list {steps} channel counts for {side} x {side} images, got {len(chans)}"
+            )
         self.base = chans[0]
         self.project = nn.Sequential(
             nn.Linear(self.latent_dim, chans[0] * 16, bias=False), nn.BatchNorm1d(chans[0] * 16), nn.ReLU()
         )
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(chans[:-1], chans[1:], strict=True):
+        for n_in, n_out in itertools.pairwise(chans):
             layers += [
                 nn.ConvTranspose2d(n_in, n_out, 5, 2, 2, output_padding=1, bias=False),
                 nn.BatchNorm2d(n_out),
@@ -103,7 +106,9 @@ class SNGANGenerator(LatentGenerator):
         c, side, _ = _check_image(self.event_shape, 8, "SNGANGenerator")
         self.bottom = check_positive_int("bottom", bottom)
         if side != 8 * bottom:
-            raise ValueError(f"SNGANGenerator with bottom={bottom} makes {8 * bottom} x {8 * bottom} images, got {side}")
+            raise ValueError(
+                f"SNGANGenerator with bottom={bottom} makes {8 * bottom} x {8 * bottom} images, got {side}"
+            )
         b = check_positive_int("base_width", base_width)
         self.base = b
         self.project = nn.Linear(self.latent_dim, b * bottom * bottom)

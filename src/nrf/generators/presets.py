@@ -34,7 +34,12 @@ def paper_generator(name: str, **overrides: Any) -> LatentGenerator:
     """
     check_choice("name", name, GENERATORS)
     if name == "gmm":
-        kwargs: dict[str, Any] = {"latent_dim": 2, "event_shape": (2,), "hidden": (50, 50), "activation": "relu"}
+        kwargs: dict[str, Any] = {
+            "latent_dim": 2,
+            "event_shape": (2,),
+            "hidden": (50, 50),
+            "activation": "relu",
+        }
         return MLPGenerator(**{**kwargs, **overrides})
     if name == "kdd":
         kwargs = {"latent_dim": 5, "event_shape": (118,), "hidden": (10, 30, 60), "activation": "tanh"}

@@ -226,8 +226,10 @@ def data_dependent_init(module: nn.Module, *inputs: Any) -> nn.Module:
     bn_state = {
         name: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
         for name, m in module.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
-        and m.running_var is not None and m.num_batches_tracked is not None
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and m.running_mean is not None
+        and m.running_var is not None
+        and m.num_batches_tracked is not None
     }
     was_training = module.training
     module.train()
@@ -243,9 +245,9 @@ def data_dependent_init(module: nn.Module, *inputs: Any) -> nn.Module:
         for name, m in module.named_modules():
             if name in bn_state:
                 mean, var, count = bn_state[name]
-                m.running_mean.copy_(mean)  # type: ignore[union-attr, operator]
-                m.running_var.copy_(var)  # type: ignore[union-attr, operator]
-                m.num_batches_tracked.copy_(count)  # type: ignore[union-attr, operator]
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
     if missed:
         raise ValueError(
             f"data_dependent_init: {len(missed)} weight-normalized layer(s) of "
