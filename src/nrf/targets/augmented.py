@@ -70,7 +70,9 @@ class AugmentedTarget(Target):
             self.inner_noise_scale = math.sqrt(2.0 * self.inner_step_size)
         else:
             self.inner_noise_scale = check_positive("inner_noise_scale", inner_noise_scale, allow_zero=True)
-        deterministic = isinstance(joint, LatentGenerator) and not joint.learn_sigma and float(joint.sigma) <= 0
+        deterministic = (
+            isinstance(joint, LatentGenerator) and not joint.learn_sigma and float(joint.sigma) <= 0
+        )
         if variant == "paper" and deterministic:
             raise ValueError(
                 "joint: the paper's augmented target needs a generator with sigma > 0; "
