@@ -3,8 +3,9 @@
 The official batches are Python pickles of a dict with ``b"data"`` (a uint8 numpy array
 of shape ``(10000, 3072)``) and ``b"labels"`` (a list of ints). A plain
 ``pickle.load`` would run any code a tampered file names, so :class:`RestrictedUnpickler`
-resolves only the three numpy globals needed to rebuild a numeric array and refuses
-everything else; the arrays it builds must have a numeric dtype.
+resolves only the few numpy globals needed to rebuild an array (and the codec that
+Python 3 uses for bytes in protocol 2) and refuses everything else; the arrays it builds
+must have a numeric dtype.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),  # arrays pickled with protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("_codecs", "encode"),  # bytes pickled by Python 3 with protocol 2
 }
 
 

@@ -15,8 +15,11 @@ class DataNotFoundError(FileNotFoundError):
         places = "\n".join(f"  - {p}" for p in tried) or "  (no data directory configured)"
         super().__init__(f"{dataset}: file {filename!r} not found. Looked in:\n{places}\n{hint}")
         self.dataset = dataset
-        self.filename = filename
+        self.missing_name = filename  # not .filename: FileNotFoundError would print it instead
         self.tried = tried
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class DataFormatError(ValueError):

@@ -8,7 +8,8 @@ Each row of ``kddcup.data_10_percent(.gz)`` has 41 features and a label ending i
   categories sorted alphabetically, columns named ``protocol_type=tcp`` etc.;
 * the other 38 columns are numeric and min-max scaled to [0, 1] with the minimum and
   maximum of the *fitting rows* only (by default the rows the detector trains on: those
-  whose label is not ``"normal."``); constant columns are left unscaled;
+  whose label is not ``"normal."``); a column constant on those rows is shifted to 0
+  there (scikit-learn's ``MinMaxScaler`` convention) and not rescaled;
 * the label ``"normal."`` is the **anomaly** class (1), about 19.7 % of rows, because it is
   the minority in this file; every attack type is the "normal" class (0).
 
@@ -94,10 +95,12 @@ def parse_kddcup99(path: Path, text: str) -> tuple[np.ndarray, dict[str, np.ndar
             )
     numeric_idx = [j for j, c in enumerate(COLUMNS) if c not in CATEGORICAL]
     try:
-        numeric = np.loadtxt(lines, delimiter=",", usecols=numeric_idx, dtype=np.float64, ndmin=2)
-    except ValueError:
+        numeric = np.loadtxt(
+            lines, delimiter=",", usecols=numeric_idx, dtype=np.float64, ndmin=2, comments=None
+        )
+    except ValueError as exc:
         _raise_first_bad_number(path, lines, numeric_idx)
-        raise
+        raise DataFormatError(path, f"numeric columns could not be parsed ({exc})") from None
     bad = np.flatnonzero(~np.isfinite(numeric).all(axis=1))
     if bad.size:
         raise DataFormatError(path, f"row {bad[0] + 1}: non-finite numeric value")
@@ -112,6 +115,8 @@ def _raise_first_bad_number(path: Path, lines: list[str], numeric_idx: list[int]
         fields = line.split(",")
         for j in numeric_idx:
             try:
+                if "_" in fields[j]:  # float() accepts 1_000, the CSV parser does not
+                    raise ValueError(fields[j])
                 float(fields[j])
             except ValueError:
                 raise DataFormatError(

@@ -190,7 +190,10 @@ def fetch(
                         bar.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
-        actual = _content_digest(tmp, remote)
+        try:
+            actual = _content_digest(tmp, remote)
+        except DataFormatError as exc:
+            raise ChecksumError(url, remote.algorithm, remote.digest, f"unreadable content ({exc})") from exc
         if actual != remote.digest:
             raise ChecksumError(url, remote.algorithm, remote.digest, actual)
         os.replace(tmp, dest)
@@ -205,7 +208,14 @@ def _extract(archive: Path, root: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=root))
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(staging, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(staging, filter="data")
+            else:  # Python < 3.10.12 / 3.11.4: check the members ourselves
+                for member in tar.getmembers():
+                    name = Path(member.name)
+                    if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                        raise DataFormatError(archive, f"unsafe archive member {member.name!r}")
+                tar.extractall(staging)
         for entry in staging.iterdir():
             target = root / entry.name
             if target.exists():

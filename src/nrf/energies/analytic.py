@@ -49,6 +49,7 @@ class GaussianEnergy(Energy):
     covariance: torch.Tensor
     scale_tril: torch.Tensor
     precision: torch.Tensor
+    _whiten: torch.Tensor
 
     def __init__(self, mean: torch.Tensor | list | float, covariance: torch.Tensor | list | float) -> None:
         super().__init__()
@@ -65,11 +66,12 @@ class GaussianEnergy(Energy):
         self.register_buffer("covariance", cov)
         self.register_buffer("scale_tril", chol)
         self.register_buffer("precision", torch.cholesky_inverse(chol))
+        eye = torch.eye(d, dtype=mu.dtype)
+        self.register_buffer("_whiten", torch.linalg.solve_triangular(chol, eye, upper=False).T.contiguous())
         self._log_norm = 0.5 * d * _LOG_2PI + float(torch.log(torch.diagonal(chol)).sum())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        diff = self._flat_batch(x) - self.mean
-        z = torch.linalg.solve_triangular(self.scale_tril, diff.unsqueeze(-1), upper=False).squeeze(-1)
+        z = (self._flat_batch(x) - self.mean) @ self._whiten  # L^-1 (x - mu), row-wise
         return 0.5 * z.pow(2).sum(-1) + self._log_norm
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,6 +110,8 @@ class GaussianMixtureEnergy(Energy):
     means: torch.Tensor
     scale_trils: torch.Tensor
     log_weights: torch.Tensor
+    _whiten: torch.Tensor
+    _log_norms: torch.Tensor
 
     def __init__(
         self,
@@ -141,7 +145,12 @@ class GaussianMixtureEnergy(Energy):
             )
         self.event_shape = (d,)
         self.register_buffer("means", mu)
-        self.register_buffer("scale_trils", _cholesky("covariances", cov))
+        chol = _cholesky("covariances", cov)
+        self.register_buffer("scale_trils", chol)
+        eye = torch.eye(d, dtype=mu.dtype).expand(k, d, d)
+        self.register_buffer("_whiten", torch.linalg.solve_triangular(chol, eye, upper=False))
+        log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        self.register_buffer("_log_norms", -log_det - 0.5 * d * _LOG_2PI)
         self.register_buffer("log_weights", torch.log(w.to(mu.dtype) / w.sum()))
 
     @property
@@ -151,11 +160,8 @@ class GaussianMixtureEnergy(Energy):
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log N(x; mu_k, Sigma_k) for every component, shape ``(batch, K)``."""
         diff = self._flat_batch(x).unsqueeze(1) - self.means  # (n, K, d)
-        z = torch.linalg.solve_triangular(
-            self.scale_trils.unsqueeze(0), diff.unsqueeze(-1), upper=False
-        ).squeeze(-1)
-        log_det = torch.log(torch.diagonal(self.scale_trils, dim1=-2, dim2=-1)).sum(-1)
-        return -0.5 * z.pow(2).sum(-1) - log_det - 0.5 * self.event_shape[0] * _LOG_2PI
+        z = torch.einsum("kij,nkj->nki", self._whiten, diff)  # L_k^-1 (x - mu_k)
+        return -0.5 * z.pow(2).sum(-1) + self._log_norms
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -torch.logsumexp(self.component_log_prob(x) + self.log_weights, dim=-1)
