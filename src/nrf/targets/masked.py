@@ -37,5 +37,9 @@ class MaskedTarget(Target):
         return value, (g, *grads[1:])
 
     def project(self, position: Position) -> Position:
-        x = torch.where(self.free, position[0], self.observed.to(position[0].dtype))
-        return (x, *position[1:])
+        x = position[0]
+        obs = self.observed.to(x.dtype)
+        if obs.dim() == x.dim() and obs.shape[0] not in (1, x.shape[0]) and x.shape[0] % obs.shape[0] == 0:
+            # Several candidates per chain stacked along the batch (e.g. MPPI): tile the observations.
+            obs = obs.repeat(x.shape[0] // obs.shape[0], *([1] * (obs.dim() - 1)))
+        return (torch.where(self.free, x, obs), *position[1:])
