@@ -9,6 +9,7 @@ STAMP := $(VENV)/.nrf-installed
 TORCH_PIN := torch==2.13.0
 DATA_DIR ?= $(if $(NRF_DATA_DIR),$(NRF_DATA_DIR),$(wildcard ../shared/data))
 PYTEST_ARGS ?=
+LINT_DIRS := src tests $(wildcard benchmarks/*.py)
 
 .PHONY: demo test test-fast lint format bench clean-venv
 
@@ -31,13 +32,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix $(LINT_DIRS)
+	$(BIN)/ruff format $(LINT_DIRS)
 
 bench: $(STAMP)
 	@echo "benchmarks arrive with the sampler and method issues: $(BIN)/nrf bench --help"

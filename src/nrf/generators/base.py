@@ -90,7 +90,7 @@ class LatentGenerator(nn.Module):
     def conditional_log_prob(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """log N(x; g(h), sigma^2 I), shape ``(batch,)``; needs sigma > 0."""
         sigma = self.sigma
-        if float(sigma) <= 0.0:
+        if float(sigma.detach()) <= 0.0:
             raise ValueError("conditional_log_prob needs sigma > 0; this generator has sigma = 0")
         if tuple(x.shape[1:]) != self.event_shape:
             x = x.reshape(x.shape[0], *self.event_shape)
