@@ -135,3 +135,34 @@ def test_activation_names() -> None:
     assert make_activation("leaky_relu", 0.3).negative_slope == pytest.approx(0.3)
     with pytest.raises(ValueError, match="activation must be one of"):
         make_activation("swishy")
+
+
+def test_frozen_weights_cache_matches_and_follows_parameter_updates() -> None:
+    from nrf.nn import frozen_weights
+
+    net = nn.Sequential(WeightNormLinear(3, 8), nn.Tanh(), WeightNormLinear(8, 1))
+    data_dependent_init(net, torch.randn(64, 3, generator=_gen(6)))
+    x = torch.randn(10, 3, generator=_gen(7))
+    reference = net(x)
+    with frozen_weights():
+        torch.testing.assert_close(net(x), reference)
+        xg = x.clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad(net(xg).sum(), xg)
+    xg2 = x.clone().requires_grad_(True)
+    (gx_ref,) = torch.autograd.grad(net(xg2).sum(), xg2)
+    torch.testing.assert_close(gx, gx_ref)
+    # An optimizer step changes v in place: the cache must notice.
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(x).pow(2).sum().backward()
+    opt.step()
+    updated = net(x)
+    assert not torch.allclose(updated, reference)
+    with frozen_weights(), torch.no_grad():
+        torch.testing.assert_close(net(x), updated)
+    # load_state_dict (copy_) also invalidates it.
+    other = nn.Sequential(WeightNormLinear(3, 8), nn.Tanh(), WeightNormLinear(8, 1))
+    with torch.no_grad():
+        other(x)  # fills the cache with the random init
+    other.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), updated)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from nrf import __version__
-from nrf.cli import data_cmd, demo_cmd
+from nrf.cli import bench_cmd, data_cmd, demo_cmd
 from nrf.data.errors import DataFormatError, DataNotFoundError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nrf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bench_cmd.register(sub)
     data_cmd.register(sub)
     demo_cmd.register(sub)
     return parser
@@ -30,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nrf`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         code: int = args.handler(args)
     except (UserError, DataNotFoundError, DataFormatError, ValueError, OSError) as exc:

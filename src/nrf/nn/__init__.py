@@ -6,6 +6,7 @@ from nrf.nn.weight_norm import (
     WeightNormConvTranspose2d,
     WeightNormLinear,
     data_dependent_init,
+    frozen_weights,
     weight_norm_layers,
 )
 
@@ -15,6 +16,7 @@ __all__ = [
     "WeightNormConvTranspose2d",
     "WeightNormLinear",
     "data_dependent_init",
+    "frozen_weights",
     "make_activation",
     "weight_norm_layers",
 ]

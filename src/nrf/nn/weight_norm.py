@@ -18,6 +18,8 @@ which ``scale_trainable=False`` reproduces.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +31,28 @@ from nrf._checks import check_positive, check_positive_int
 
 _V_INIT_STD = 0.05
 _EPS = 1e-8
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def frozen_weights() -> Iterator[None]:
+    """Within this context, weight-normalized layers reuse a cached, detached weight.
+
+    Samplers differentiate the energy with respect to x only, with the parameters fixed,
+    so recomputing g * v / ||v|| (and recording it for autograd) at every step is wasted
+    work. The cache is keyed on the parameters' storage and version counters, so an
+    optimizer step, ``load_state_dict`` or a device move invalidates it. Gradients with
+    respect to the parameters do not flow through layers inside this context (the bias
+    is unaffected). The targets in :mod:`nrf.targets` use it while computing gradients;
+    outside it, and whenever autograd is disabled, the cache is used only when it cannot
+    change a result (no gradient is recorded).
+    """
+    previous = getattr(_STATE, "frozen", False)
+    _STATE.frozen = True
+    try:
+        yield
+    finally:
+        _STATE.frozen = previous
 
 
 class _WeightNorm(nn.Module):
@@ -73,7 +97,20 @@ class _WeightNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.init_pending:
             return self._initialize(x)
+        if getattr(_STATE, "frozen", False) or not torch.is_grad_enabled():
+            return self._apply_weight(x, self._cached_weight(), self.bias)
         return self._apply_weight(x, self.weight, self.bias)
+
+    def _cached_weight(self) -> torch.Tensor:
+        v, g = self.v, self.g
+        key = (v.data_ptr(), v._version, g.data_ptr(), g._version, v.dtype, v.device)
+        cache = self.__dict__.get("_weight_cache")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                cache = (key, self.weight.detach())
+            self.__dict__["_weight_cache"] = cache
+        weight: torch.Tensor = cache[1]
+        return weight
 
     @torch.no_grad()
     def _initialize(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int
 from nrf.generators.base import LatentGenerator
+from nrf.nn import frozen_weights
 from nrf.targets.base import Position, Target
 
 LogJoint = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -111,14 +112,14 @@ class AugmentedTarget(Target):
 
     def model_grad(self, x: torch.Tensor) -> torch.Tensor:
         """d/dx log p(x) = -dE/dx."""
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen_weights():
             xg = x.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(-self.energy(xg).sum(), xg)
         return g
 
     def latent_grad(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """d/dh log q(h, x)."""
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen_weights():
             hg = h.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(self._log_joint(x.detach(), hg).sum(), hg)
         return g
@@ -135,7 +136,7 @@ class AugmentedTarget(Target):
     ) -> tuple[torch.Tensor, Position]:
         """Returns -E(x) (the tractable part, for monitoring) and (Delta_x, Delta_h)."""
         x, h = position
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen_weights():
             xg = x.detach().requires_grad_(True)
             if self.variant == "x-only":
                 neg_e = -self.energy(xg)

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from nrf.nn import frozen_weights
+
 Position = tuple[torch.Tensor, ...]
 
 
@@ -42,7 +44,7 @@ class Target(ABC):
         ``step`` is the index of the transition being computed (0 for the first) and
         ``generator`` the source of randomness; exact targets ignore both.
         """
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen_weights():
             leaves = tuple(p.detach().requires_grad_(True) for p in position)
             value = self.log_prob(leaves)
             grads = torch.autograd.grad(value.sum(), leaves)

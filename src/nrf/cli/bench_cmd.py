@@ -1,0 +1,69 @@
+"""``nrf bench NAME``: run a benchmark from ``benchmarks/``, print its table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark (nrf bench list shows them)",
+        description="Run a benchmark from benchmarks/: prints a table and writes OUT/NAME.json.",
+    )
+    p.add_argument("name", help="benchmark name, or 'list'")
+    p.add_argument("--quick", action="store_true", help="a short version (fewer seeds / steps)")
+    p.add_argument(
+        "--out", default="bench-results", help="folder for JSON and figures (default: bench-results)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="device (default: cpu)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nrf import bench
+
+    if args.name == "list":
+        for name, path in bench.discover().items():
+            module = bench.load(name)
+            print(f"{name:<16} {getattr(module, 'DESCRIPTION', '')}  ({path})")
+        return 0
+    module = bench.load(args.name)
+    if hasattr(module, "add_arguments"):
+        parser = argparse.ArgumentParser(prog=f"nrf bench {args.name}")
+        module.add_arguments(parser)
+        extra, unknown = parser.parse_known_args(args.extra)
+        if unknown:
+            raise ValueError(f"unknown options for {args.name}: {' '.join(unknown)}")
+        for key, value in vars(extra).items():
+            setattr(args, key, value)
+    elif args.extra:
+        raise ValueError(f"unknown options for {args.name}: {' '.join(args.extra)}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    args.out = Path(args.out)
+    start = time.perf_counter()
+    result = module.run(args)
+    elapsed = time.perf_counter() - start
+    print(result.table)
+    for note in result.notes:
+        print(f"note: {note}")
+    path = bench.write_json(args.out / f"{args.name}.json", args.name, result, sys.argv[2:], elapsed)
+    print(f"results: {path}")
+    for fig in result.figures:
+        print(f"figure:  {fig}")
+    print(f"wall time: {elapsed:.1f} s")
+    return 0
