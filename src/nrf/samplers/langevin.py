@@ -69,6 +69,7 @@ class Langevin(Sampler):
     Examples
     --------
     >>> from nrf.energies import GaussianEnergy
+    >>> from nrf.samplers import run
     >>> from nrf.targets import BoltzmannTarget
     >>> target = BoltzmannTarget(GaussianEnergy(torch.zeros(2), torch.eye(2)))
     >>> sampler = Langevin(step_size=0.1)
