@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from nrf import __version__
-from nrf.cli import bench_cmd, data_cmd, demo_cmd
+from nrf.cli import bench_cmd, data_cmd, demo_cmd, train_cmd
 from nrf.data.errors import DataFormatError, DataNotFoundError
+from nrf.training.trainer import TrainingDiverged
 
 
 class UserError(Exception):
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.register(sub)
     data_cmd.register(sub)
     demo_cmd.register(sub)
+    train_cmd.register(sub)
     return parser
 
 
@@ -37,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra
     try:
         code: int = args.handler(args)
-    except (UserError, DataNotFoundError, DataFormatError, ValueError, OSError) as exc:
+    except (UserError, DataNotFoundError, DataFormatError, ValueError, OSError, TrainingDiverged) as exc:
         first, *rest = str(exc).splitlines() or [type(exc).__name__]
         print(f"nrf {args.command}: error: {first}", file=sys.stderr)
         for line in rest:

@@ -1,0 +1,169 @@
+"""``nrf train``, ``nrf resume``, ``nrf sample``, ``nrf score`` and ``nrf report``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override run.device")
+    p.add_argument("--seed", type=int, help="override run.seed")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "train", help="train a model from a TOML config", description="Train from a TOML config."
+    )
+    p.add_argument("config", help="TOML file (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.energy.lr=1e-4 (repeatable)")  # fmt: skip
+    _common(p)
+    p.set_defaults(handler=run_train)
+
+    p = sub.add_parser("resume", help="continue a run from its newest valid checkpoint")
+    p.add_argument("run_dir", help="the run directory (runs/NAME)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=5000")  # fmt: skip
+    _common(p)
+    p.set_defaults(handler=run_resume)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
+    p.add_argument("--out", required=True, help="output .npy file")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    _common(p)
+    p.set_defaults(handler=run_sample)
+
+    p = sub.add_parser("score", help="energies of the rows of a .npy or .csv file (higher = more anomalous)")
+    p.add_argument("run_dir")
+    p.add_argument("--input", required=True, help=".npy array or .csv rows")
+    p.add_argument("--out", help="write the energies to this .npy or .csv file (default: print them)")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    _common(p)
+    p.set_defaults(handler=run_score)
+
+    p = sub.add_parser("report", help="write RUN_DIR/report.html (self-contained)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="output file (default RUN_DIR/report.html)")
+    p.set_defaults(handler=run_report)
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(getattr(args, "set", []) or [])
+    if args.device is not None:
+        extra.append(f'run.device="{args.device}"')
+    if args.seed is not None:
+        extra.append(f"run.seed={args.seed}")
+    return extra
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from nrf.training.config import load_config
+    from nrf.training.run import train
+
+    cfg = load_config(args.config, _overrides(args))
+    run_dir, final = train(cfg)
+    print(f"run: {run_dir}")
+    for k, v in final.items():
+        print(f"  {k} = {v:.4g}")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from nrf.training.run import resume
+
+    final = resume(args.run_dir, _overrides(args))
+    print(f"run: {args.run_dir} (completed)")
+    for k, v in final.items():
+        print(f"  {k} = {v:.4g}")
+    return 0
+
+
+def _seeded_generator(args: argparse.Namespace, device: str) -> Any:
+    import torch
+
+    gen = torch.Generator(device=device)
+    return gen.manual_seed(args.seed if args.seed is not None else 0)
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from nrf.training.run import load_run
+
+    if args.n < 1:
+        raise ValueError(f"-n must be >= 1, got {args.n}")
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out must end in .npy, got {out.name}")
+    device = args.device or "cpu"
+    objective = load_run(args.run_dir, args.checkpoint, device)
+    with torch.no_grad():
+        samples = objective.sample(args.n, _seeded_generator(args, device)).cpu().numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, samples)
+    print(f"{samples.shape[0]} samples of shape {samples.shape[1:]} -> {out}")
+    return 0
+
+
+def _read_rows(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"--input: file not found: {path}")
+    if path.suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+    elif path.suffix == ".csv":
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+        for i, row in enumerate(rows):
+            try:
+                [float(v) for v in row]
+            except ValueError:
+                raise ValueError(f"--input: {path}: row {i + 1} is not numeric: {row[:5]}") from None
+        arr = np.asarray([[float(v) for v in r] for r in rows])
+    else:
+        raise ValueError(f"--input must be a .npy or .csv file, got {path.name}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"--input: {path}: expected numbers, got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"--input: {path}: {int(bad.sum())} row(s) hold NaN or inf (first: row {int(np.argmax(bad)) + 1})"
+        )
+    return arr.astype(np.float32)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    import torch
+
+    from nrf.training.run import load_run
+
+    x = torch.from_numpy(_read_rows(Path(args.input)))
+    device = args.device or "cpu"
+    objective = load_run(args.run_dir, args.checkpoint, device)
+    shape = tuple(getattr(objective.energy, "event_shape", x.shape[1:]))
+    numel = int(np.prod(shape))
+    if tuple(x.shape[1:]) != shape and not (x.dim() == 2 and x.shape[1] == numel):
+        raise ValueError(f"--input rows have shape {tuple(x.shape[1:])}, the model expects {shape}")
+    energies = torch.cat([objective.score(c.to(device)) for c in x.split(4096)]).cpu().numpy()
+    if args.out is None:
+        for e in energies:
+            print(f"{e:.6g}")
+    elif args.out.endswith(".npy"):
+        np.save(args.out, energies)
+    else:
+        np.savetxt(args.out, energies, fmt="%.8g")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from nrf.training.report import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,72 @@
+"""The objective contract the trainer drives.
+
+An objective is an ``nn.Module`` holding the networks it trains. Per batch the trainer
+calls :meth:`Objective.training_step` with a :class:`StepContext`; the objective computes
+its losses and calls ``ctx.update(group, loss)`` once per optimizer group, in the order
+its method requires (e.g. the potential first, then the generator). The context owns the
+optimizers, gradient clipping, multi-process gradient averaging and the non-finite
+checks, so objectives contain only the method's mathematics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+class StepContext(Protocol):
+    """What an objective may use during a training step."""
+
+    generator: torch.Generator
+    step: int
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` and step the optimizer of parameter group ``group``."""
+        ...
+
+
+class Objective(nn.Module, ABC):
+    """Base class of every learning method.
+
+    Subclasses set ``self.energy`` (the model whose energy is the density) and implement
+    :meth:`optimizer_groups`, :meth:`training_step` and :meth:`sample`.
+    """
+
+    energy: nn.Module
+
+    @abstractmethod
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter groups by name; the config gives each group its optimizer."""
+
+    @abstractmethod
+    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+        """One update on ``batch``; returns named metrics (floats) for logging."""
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples from the model (the method's own sampling procedure)."""
+
+    def initialize(self, data: torch.Tensor) -> None:
+        """Data-dependent initialization before training (default: nothing)."""
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Energies of ``x`` (higher = less probable), shape ``(batch,)``."""
+        was_training = self.training
+        self.eval()
+        try:
+            out: torch.Tensor = self.energy(x)
+        finally:
+            self.train(was_training)
+        return out
+
+    def extra_state(self) -> dict[str, Any]:
+        """State outside the parameters and buffers (e.g. a replay buffer): tensors and
+        JSON-able scalars, restored by :meth:`load_extra_state`."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""

@@ -1,0 +1,1 @@
+"""Training loop, run directories, checkpoints and reports."""

@@ -1,0 +1,297 @@
+"""Run configurations: TOML files validated into typed dataclasses.
+
+Every section is a dataclass; :func:`from_dict` checks the types and refuses unknown keys,
+naming the dotted key (``optim.energy.lr``), the expected type and the value found.
+:func:`apply_overrides` applies command-line ``--set key=value`` overrides (values parsed
+as TOML, else taken as strings) before validation.
+
+A full example lives in ``configs/`` and in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or of the wrong type; the message names its key."""
+
+
+@dataclass
+class RunSection:
+    """Where and how the run happens."""
+
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1
+
+
+@dataclass
+class DataSection:
+    """Training data: a built-in set (``gmm32``, ``ring8``, ``grid25``, ``bimodal1d``,
+    ``digits``, ``mnist``, ``kddcup99``, ``cifar10``) or a file (``npy``, ``csv``)."""
+
+    name: str = "gmm32"
+    root: str | None = None
+    path: str | None = None
+    labels: list[int] | None = None
+    scale: str = "unit"
+    validation_fraction: float = 0.0
+    limit: int | None = None
+
+
+@dataclass
+class ModelSection:
+    """Networks: presets of :func:`nrf.energies.paper_potential` and
+    :func:`nrf.generators.paper_generator`, with constructor overrides."""
+
+    energy: str = "gmm"
+    energy_args: dict[str, Any] = field(default_factory=dict)
+    generator: str | None = None
+    generator_args: dict[str, Any] = field(default_factory=dict)
+    init_batch: int = 500
+
+
+@dataclass
+class SamplerSection:
+    """The sampler used by the objective for its negative samples."""
+
+    name: str = "langevin"
+    step_size: float = 0.01
+    steps: int = 10
+    noise_scale: float | None = None
+    beta: float = 0.1
+    grad_clip: float | None = None
+    clamp: list[float] | None = None
+
+
+@dataclass
+class OptimizerSection:
+    """One optimizer (the objective names the groups, e.g. ``energy`` and ``generator``)."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ObjectiveSection:
+    """The learning method and its own options (see :mod:`nrf.objectives`)."""
+
+    name: str = "cd"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainSection:
+    """The loop: length, batch, logging, evaluation and checkpoint cadence."""
+
+    steps: int = 1000
+    batch_size: int = 100
+    grad_clip: float | None = None
+    log_every: int = 50
+    eval_every: int = 0
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    best_metric: str | None = None
+    best_mode: str = "max"
+    progress: bool = True
+
+
+@dataclass
+class DivergenceSection:
+    """Divergence detection and recovery (roll back, lower the learning rates)."""
+
+    enabled: bool = True
+    max_abs_energy: float = 1e6
+    max_energy_gap: float | None = None
+    patience: int = 3
+    lr_factor: float = 0.5
+    max_rollbacks: int = 3
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    run: RunSection = field(default_factory=RunSection)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    optim: dict[str, OptimizerSection] = field(default_factory=lambda: {"energy": OptimizerSection()})
+    train: TrainSection = field(default_factory=TrainSection)
+    divergence: DivergenceSection = field(default_factory=DivergenceSection)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{origin.__name__}[{args}]"
+    return "none" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints promoted to floats)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected none, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        _, item = typing.get_args(tp)
+        return {k: _convert(v, item, f"{key}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp in (str, bool) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def from_dict(cls: type[Any], data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) dict, validating every key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            where = f"{prefix}.{f.name}" if prefix else f.name
+            kwargs[f.name] = _convert(data[f.name], hints[f.name], where)
+    return cls(**kwargs)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides to a raw config dict (in place; returned)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.energy.lr=1e-4")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a table")
+        node[parts[-1]] = _parse_value(text.strip())
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML file (or start from the defaults), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    apply_overrides(data, overrides or [])
+    return validate(from_dict(Config, data))
+
+
+def validate(cfg: Config) -> Config:
+    """Value checks that types alone cannot express."""
+    checks = [
+        (cfg.train.steps >= 1, "train.steps", ">= 1", cfg.train.steps),
+        (cfg.train.batch_size >= 1, "train.batch_size", ">= 1", cfg.train.batch_size),
+        (cfg.train.log_every >= 1, "train.log_every", ">= 1", cfg.train.log_every),
+        (cfg.train.eval_every >= 0, "train.eval_every", ">= 0", cfg.train.eval_every),
+        (cfg.train.checkpoint_every >= 1, "train.checkpoint_every", ">= 1", cfg.train.checkpoint_every),
+        (cfg.train.keep_last >= 1, "train.keep_last", ">= 1", cfg.train.keep_last),
+        (cfg.train.best_mode in ("max", "min"), "train.best_mode", "'max' or 'min'", cfg.train.best_mode),
+        (cfg.run.device in ("cpu", "cuda", "auto"), "run.device", "'cpu', 'cuda' or 'auto'", cfg.run.device),
+        (cfg.run.threads >= 1, "run.threads", ">= 1", cfg.run.threads),
+        (0.0 <= cfg.data.validation_fraction < 1.0, "data.validation_fraction", "in [0, 1)",
+         cfg.data.validation_fraction),
+        (0.0 < cfg.divergence.lr_factor < 1.0, "divergence.lr_factor", "in (0, 1)", cfg.divergence.lr_factor),
+        (cfg.divergence.patience >= 1, "divergence.patience", ">= 1", cfg.divergence.patience),
+        (cfg.divergence.max_rollbacks >= 0, "divergence.max_rollbacks", ">= 0", cfg.divergence.max_rollbacks),
+        (bool(cfg.optim), "optim", "at least one optimizer table", cfg.optim),
+    ]  # fmt: skip
+    for ok, key, expected, value in checks:
+        if not ok:
+            raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+    for name, opt in cfg.optim.items():
+        if opt.name not in ("adam", "adamw", "sgd"):
+            raise ConfigError(f"optim.{name}.name: expected 'adam', 'adamw' or 'sgd', got {opt.name!r}")
+        if not opt.lr > 0:
+            raise ConfigError(f"optim.{name}.lr: expected > 0, got {opt.lr!r}")
+        if len(opt.betas) != 2:
+            raise ConfigError(f"optim.{name}.betas: expected 2 numbers, got {opt.betas!r}")
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain data (None values dropped: TOML has no null)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(dataclasses.asdict(cfg))
+
+
+def dumps(cfg: Config) -> str:
+    """The resolved config as TOML text (every default filled in)."""
+    return tomli_w.dumps(to_dict(cfg))

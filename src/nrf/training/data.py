@@ -1,0 +1,127 @@
+"""Training data from a config section, checked before any training starts."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nrf.data import bimodal1d, gmm32, grid25, load_cifar10, load_digits, load_kddcup99, load_mnist, ring8
+from nrf.training.config import ConfigError, DataSection
+
+SYNTHETIC = {"gmm32": gmm32, "ring8": ring8, "grid25": grid25, "bimodal1d": bimodal1d}
+IMAGES = ("digits", "mnist", "cifar10")
+FILES = ("npy", "csv")
+NAMES = (*SYNTHETIC, *IMAGES, "kddcup99", *FILES)
+
+
+@dataclass
+class TrainingData:
+    """Float tensors ready for the trainer, plus what evaluation needs to know."""
+
+    train: torch.Tensor
+    validation: torch.Tensor | None
+    kind: str  # "points" (2-D or 1-D), "images", "vectors"
+    centres: torch.Tensor | None = None
+    std: float | None = None
+
+
+def _scale_images(images: np.ndarray, peak: float, scale: str) -> np.ndarray:
+    x = images.astype(np.float32) / peak
+    if scale == "unit":
+        return x
+    if scale == "symmetric":
+        return 2.0 * x - 1.0
+    if scale == "none":
+        return images.astype(np.float32)
+    raise ConfigError(f"data.scale: expected 'unit', 'symmetric' or 'none', got {scale!r}")
+
+
+def _read_file(kind: str, path: str | None) -> np.ndarray:
+    if path is None:
+        raise ConfigError(f"data.path: required for data.name = {kind!r}")
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"data.path: file not found: {p}")
+    if kind == "npy":
+        arr = np.load(p, allow_pickle=False)
+    else:
+        with open(p, newline="") as f:
+            rows = list(csv.reader(f))
+        try:
+            arr = np.asarray([[float(v) for v in row] for row in rows if row], dtype=np.float64)
+        except ValueError as exc:
+            bad = next(i for i, row in enumerate(rows) if row and not _all_float(row))
+            raise ConfigError(f"data.path: {p}: row {bad + 1} is not numeric ({exc})") from None
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ConfigError(f"data.path: {p}: expected numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float32)
+
+
+def _all_float(row: list[str]) -> bool:
+    try:
+        [float(v) for v in row]
+    except ValueError:
+        return False
+    return True
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Refuse NaN / inf in data, with the count and the first offending row."""
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        count = int((~torch.isfinite(x)).sum())
+        first = int(torch.nonzero(bad)[0])
+        raise ValueError(f"{name} holds {count} non-finite values (NaN or inf); the first is in row {first}")
+
+
+def load_training_data(section: DataSection, seed: int) -> TrainingData:
+    """Load, filter, scale and split the data described by ``section``."""
+    if section.name not in NAMES:
+        raise ConfigError(f"data.name: expected one of {list(NAMES)}, got {section.name!r}")
+    gen = torch.Generator().manual_seed(seed)
+    centres = std = None
+    labels = None
+    kind = "vectors"
+    if section.name in SYNTHETIC:
+        mix = SYNTHETIC[section.name](generator=gen)  # type: ignore[operator]
+        x, labels, centres, std, kind = mix.x, mix.labels, mix.centres, mix.std, "points"
+    elif section.name in IMAGES:
+        if section.name == "digits":
+            data, peak = load_digits(), 16.0
+        elif section.name == "mnist":
+            data, peak = load_mnist("train", section.root), 255.0
+        else:
+            data, peak = load_cifar10("train", section.root), 255.0
+        images = data.images if data.images.ndim == 4 else data.images[:, None]
+        if images.shape[-1] == 3:
+            images = images.transpose(0, 3, 1, 2)
+        x = torch.from_numpy(_scale_images(images, peak, section.scale).copy())
+        labels, kind = torch.from_numpy(data.labels.astype(np.int64)), "images"
+    elif section.name == "kddcup99":
+        kdd = load_kddcup99(section.root)
+        x, labels = torch.from_numpy(kdd.features), torch.from_numpy(kdd.labels)
+    else:
+        x = torch.from_numpy(_read_file(section.name, section.path))
+        if x.dim() == 1:
+            x = x.unsqueeze(1)
+    if section.labels is not None:
+        if labels is None:
+            raise ConfigError(f"data.labels: data set {section.name!r} has no labels to select")
+        keep = torch.isin(labels, torch.tensor(section.labels))
+        x = x[keep]
+        if x.shape[0] == 0:
+            raise ConfigError(f"data.labels: no rows have labels {section.labels}")
+    check_finite(f"training data ({section.name})", x)
+    perm = torch.randperm(x.shape[0], generator=gen)
+    x = x[perm]
+    if section.limit is not None:
+        x = x[: section.limit]
+    n_val = round(section.validation_fraction * x.shape[0])
+    validation = x[:n_val] if n_val else None
+    return TrainingData(
+        train=x[n_val:].contiguous(), validation=validation, kind=kind, centres=centres, std=std
+    )

@@ -1,0 +1,98 @@
+"""Runs from configs: start, resume, and load a trained run for sampling and scoring."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from nrf.objectives import Objective
+from nrf.training import checkpoint as ckpt
+from nrf.training.build import build_objective
+from nrf.training.config import Config, load_config
+from nrf.training.data import load_training_data
+from nrf.training.distributed import init_from_env
+from nrf.training.trainer import Trainer
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def run_dir_of(cfg: Config) -> Path:
+    return Path(cfg.run.out_dir) / cfg.run.name
+
+
+def _prepare(cfg: Config, run_dir: Path) -> Trainer:
+    torch.set_num_threads(cfg.run.threads)
+    device = resolve_device(cfg.run.device)
+    info = init_from_env(device)
+    if device.type == "cuda" and info.world_size > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.run.seed)  # network initialization; the run itself uses its own generators
+    data = load_training_data(cfg.data, cfg.run.seed)
+    objective = build_objective(cfg)
+    shape = getattr(objective.energy, "event_shape", None)
+    if shape is not None and tuple(data.train.shape[1:]) != tuple(shape):
+        flat = int(torch.tensor(shape).prod()) if shape else 0
+        if not (data.train.dim() == 2 and data.train.shape[1] == flat):
+            raise ValueError(
+                f"data of shape {tuple(data.train.shape[1:])} per sample does not match the model's "
+                f"input shape {tuple(shape)} (model.energy = {cfg.model.energy!r})"
+            )
+    return Trainer(objective, data, cfg, run_dir, device=device, dist=info)
+
+
+def train(cfg: Config) -> tuple[Path, dict[str, float]]:
+    """Start a new run in ``run.out_dir / run.name``; refuses to overwrite an existing run."""
+    run_dir = run_dir_of(cfg)
+    if ckpt.list_checkpoints(run_dir / "checkpoints"):
+        raise FileExistsError(
+            f"{run_dir} already holds a run; continue it with `nrf resume {run_dir}` "
+            "or choose another name (--set run.name=...)"
+        )
+    trainer = _prepare(cfg, run_dir)
+    return run_dir, trainer.fit()
+
+
+def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) -> dict[str, float]:
+    """Continue the run in ``run_dir`` from its newest valid checkpoint."""
+    folder = Path(run_dir)
+    config = folder / "config.toml"
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
+    cfg = load_config(config, overrides)
+    trainer = _prepare(cfg, folder)
+    return trainer.fit(resume=True)
+
+
+def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str = "cpu") -> Objective:
+    """The trained objective of a run: ``which`` = ``"best"`` (falls back to the latest) or ``"latest"``."""
+    folder = Path(run_dir)
+    config = folder / "config.toml"
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
+    cfg = load_config(config)
+    objective = build_objective(cfg)
+    best = folder / "checkpoints" / "best"
+    if which == "best" and best.is_dir():
+        tensors, meta = ckpt.load_checkpoint(best)
+    else:
+        found = ckpt.latest_valid(folder / "checkpoints")
+        if found is None:
+            raise FileNotFoundError(f"{folder / 'checkpoints'}: no valid checkpoint")
+        _, tensors, meta = found
+    objective.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
+    extra: dict[str, object] = dict(meta["ranks"][0])
+    extra.update({k[len("rank0/extra/") :]: v for k, v in tensors.items() if k.startswith("rank0/extra/")})
+    objective.load_extra_state(extra)
+    objective.to(resolve_device(device))
+    objective.eval()
+    return objective

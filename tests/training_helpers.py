@@ -1,0 +1,63 @@
+"""A tiny, fast training config for the trainer tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY = """
+[run]
+name = "{name}"
+out_dir = "{out}"
+seed = 3
+device = "cpu"
+threads = 1
+
+[data]
+name = "{data}"
+{data_extra}
+
+[model]
+energy = "gmm"
+energy_args = {{ hidden = [16, 16] }}
+init_batch = 200
+
+[objective]
+name = "{objective}"
+args = {{ start = "data" }}
+
+[sampler]
+name = "langevin"
+step_size = 0.01
+steps = 3
+noise_scale = {noise}
+
+[optim.energy]
+name = "{opt}"
+lr = {lr}
+
+[train]
+steps = {steps}
+batch_size = 64
+log_every = 5
+eval_every = {eval_every}
+checkpoint_every = {ckpt}
+keep_last = 2
+progress = false
+
+[divergence]
+max_abs_energy = {max_abs}
+lr_factor = {lr_factor}
+max_rollbacks = {max_rollbacks}
+"""
+
+
+def write_config(tmp: Path, **overrides: object) -> Path:
+    values: dict[str, object] = {
+        "name": "tiny", "out": str(tmp / "runs"), "data": "gmm32", "data_extra": "", "objective": "cd",
+        "noise": 0.05, "opt": "adam", "lr": 1e-3, "steps": 40, "eval_every": 20, "ckpt": 10,
+        "max_abs": 1e4, "lr_factor": 0.5, "max_rollbacks": 3,
+    }  # fmt: skip
+    values.update(overrides)
+    path = tmp / f"{values['name']}.toml"
+    path.write_text(TINY.format(**values))
+    return path
