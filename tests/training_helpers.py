@@ -58,6 +58,7 @@ def write_config(tmp: Path, **overrides: object) -> Path:
         "max_abs": 1e4, "lr_factor": 0.5, "max_rollbacks": 3,
     }  # fmt: skip
     values.update(overrides)
+    tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / f"{values['name']}.toml"
     path.write_text(TINY.format(**values))
     return path
