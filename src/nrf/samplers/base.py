@@ -181,6 +181,38 @@ def run(
     return state, kept
 
 
+def metropolis_hastings(
+    state: ChainState,
+    proposal: Position,
+    log_prob_new: torch.Tensor,
+    grad_new: Position,
+    log_ratio: torch.Tensor,
+    step_size: float,
+    generator: torch.Generator | None,
+) -> tuple[ChainState, StepInfo]:
+    """Accept each chain's proposal with probability min(1, exp(log_ratio)).
+
+    ``state`` must carry the current log-density and gradient (they are kept for rejected
+    chains and cached for the next step). A NaN log-ratio raises instead of deciding.
+    """
+    if state.log_prob is None or state.grad is None:
+        raise ValueError("metropolis_hastings needs the current log-density and gradient in the state")
+    check_no_nan("the Metropolis-Hastings log-ratio", log_ratio)
+    accept_prob = log_ratio.exp().clamp(max=1.0)
+    u = torch.rand(accept_prob.shape, generator=generator, dtype=accept_prob.dtype, device=accept_prob.device)
+    accepted = u < accept_prob
+    position = select(accepted, proposal, state.position)
+    grad = select(accepted, grad_new, state.grad)
+    log_prob = torch.where(accepted, log_prob_new, state.log_prob)
+    info = StepInfo(step_size=step_size, log_prob=log_prob, accept_prob=accept_prob, accepted=accepted)
+    return advance(state, position=position, log_prob=log_prob, grad=grad), info
+
+
+def select(mask: torch.Tensor, a: Position, b: Position) -> Position:
+    """Per chain: ``a`` where ``mask``, else ``b``."""
+    return tuple(torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, y) for x, y in zip(a, b, strict=True))
+
+
 def advance(state: ChainState, **changes: Any) -> ChainState:
     """A new state with ``changes`` and the step counter incremented."""
     return replace(state, step=state.step + 1, **changes)

@@ -12,13 +12,13 @@ H = -log p(z) + |p|^2 / (2 M). Exact for exact targets.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nrf._checks import check_positive, check_positive_int
-from nrf.samplers.base import ChainState, Sampler, StepInfo, advance, check_no_nan, noise_like
-from nrf.samplers.langevin import _select
+from nrf.samplers.base import ChainState, Sampler, StepInfo, metropolis_hastings, noise_like
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Position, Target
 
@@ -100,14 +100,5 @@ class HMC(Sampler):
         )
         z_new = target.project(z_new)
         log_ratio = logp_new - logp + kinetic_energy(momentum, self.mass) - kinetic_energy(p_new, self.mass)
-        check_no_nan("the target's log-density at the leapfrog end points", log_ratio)
-        accept_prob = log_ratio.exp().clamp(max=1.0)
-        u = torch.rand(
-            accept_prob.shape, generator=generator, dtype=accept_prob.dtype, device=accept_prob.device
-        )
-        accepted = u < accept_prob
-        position = _select(accepted, z_new, state.position)
-        new_grad = _select(accepted, grad_new, grad)
-        new_logp = torch.where(accepted, logp_new, logp)
-        info = StepInfo(step_size=delta, log_prob=new_logp, accept_prob=accept_prob, accepted=accepted)
-        return advance(state, position=position, log_prob=new_logp, grad=new_grad), info
+        current = replace(state, log_prob=logp, grad=grad)
+        return metropolis_hastings(current, z_new, logp_new, grad_new, log_ratio, delta, generator)

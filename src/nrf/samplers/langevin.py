@@ -19,12 +19,13 @@ the Metropolis-adjusted Langevin algorithm: exact for any step size, for exact t
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nrf._checks import check_positive
-from nrf.samplers.base import ChainState, Sampler, StepInfo, advance, check_no_nan, noise_like
+from nrf.samplers.base import ChainState, Sampler, StepInfo, advance, metropolis_hastings, noise_like
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Position, Target
 
@@ -174,19 +175,5 @@ class Langevin(Sampler):
             + gaussian_proposal_log_density(state.position, mean_bwd, scale)
             - gaussian_proposal_log_density(proposal, mean_fwd, scale)
         )
-        check_no_nan("the target's log-density at the proposals", log_ratio)
-        accept_prob = log_ratio.exp().clamp(max=1.0)
-        u = torch.rand(
-            accept_prob.shape, generator=generator, dtype=accept_prob.dtype, device=accept_prob.device
-        )
-        accepted = u < accept_prob
-        position = _select(accepted, proposal, state.position)
-        new_grad = _select(accepted, grad_new, grad)
-        new_logp = torch.where(accepted, logp_new, logp)
-        info = StepInfo(step_size=delta, log_prob=new_logp, accept_prob=accept_prob, accepted=accepted)
-        return advance(state, position=position, log_prob=new_logp, grad=new_grad), info
-
-
-def _select(mask: torch.Tensor, a: Position, b: Position) -> Position:
-    """Per chain: a where mask, else b."""
-    return tuple(torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, y) for x, y in zip(a, b, strict=True))
+        current = replace(state, log_prob=logp, grad=grad)
+        return metropolis_hastings(current, proposal, logp_new, grad_new, log_ratio, delta, generator)
