@@ -50,7 +50,12 @@ class Objective(nn.Module, ABC):
         """``n`` samples from the model (the method's own sampling procedure)."""
 
     def initialize(self, data: torch.Tensor) -> None:
-        """Data-dependent initialization before training (default: nothing)."""
+        """Data-dependent initialization before training: by default, the weight-normalized
+        layers of the energy are initialized on ``data``."""
+        from nrf.nn import data_dependent_init, weight_norm_layers
+
+        if any(True for _ in weight_norm_layers(self.energy)):
+            data_dependent_init(self.energy, data)
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:

@@ -89,6 +89,7 @@ class ContrastiveDivergence(Objective):
         return {"energy": [p for p in self.energy.parameters() if p.requires_grad]}
 
     def initialize(self, data: torch.Tensor) -> None:
+        super().initialize(data)
         self.event_shape = tuple(data.shape[1:])
 
     def _starts(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

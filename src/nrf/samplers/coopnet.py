@@ -26,7 +26,17 @@ from nrf.targets.base import Target
 
 
 class CoopNet(Sampler):
-    """Alternating Langevin on x (Lx steps) and on h (Lh steps) for an :class:`AugmentedTarget`."""
+    """Alternating Langevin on x (Lx steps) and on h (Lh steps) for an :class:`AugmentedTarget`.
+
+    >>> from nrf.energies import GaussianEnergy
+    >>> from nrf.generators import MLPGenerator
+    >>> gen = MLPGenerator(2, 2, hidden=(4,), batch_norm=False, sigma=0.5)
+    >>> target = AugmentedTarget(GaussianEnergy(torch.zeros(2), torch.eye(2)), gen)
+    >>> sampler = CoopNet(0.01, n_x=20, n_h=20)
+    >>> state, _ = sampler.step(target, sampler.init(gen.sample(8)), torch.Generator().manual_seed(0))
+    >>> state.step, state.position[1].shape
+    (20, torch.Size([8, 2]))
+    """
 
     def __init__(self, step_size: float | Schedule, n_x: int = 20, n_h: int = 20) -> None:
         super().__init__(step_size)

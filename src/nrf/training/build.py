@@ -9,7 +9,7 @@ from torch import nn
 
 from nrf.energies import POTENTIALS, paper_potential
 from nrf.generators import GENERATORS, LatentGenerator, paper_generator
-from nrf.objectives import ContrastiveDivergence, Objective
+from nrf.objectives import ContrastiveDivergence, InclusiveNRF, Objective
 from nrf.samplers import HMC, MPPI, SGHMC, Langevin, Sampler
 from nrf.training.config import Config, ConfigError, SamplerSection
 
@@ -88,3 +88,11 @@ def _cd(cfg: Config, energy: nn.Module, generator: LatentGenerator | None, sampl
     if "noise_range" in args:
         args["noise_range"] = tuple(args["noise_range"])
     return _call("objective.args", ContrastiveDivergence, energy, sampler, cfg.sampler.steps, **args)
+
+
+@register_objective("inclusive")
+def _inclusive(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
+    if gen is None:
+        raise ConfigError("model.generator: the 'inclusive' objective needs an auxiliary generator")
+    args = cfg.objective.args
+    return _call("objective.args", InclusiveNRF, energy, gen, sampler, cfg.sampler.steps, **args)

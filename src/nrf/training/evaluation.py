@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from nrf import plots
+from nrf.metrics import mode_metrics
 from nrf.objectives import Objective
 from nrf.training.data import TrainingData
 
@@ -23,14 +24,26 @@ def _plot_name(run_dir: Path, kind: str, step: int) -> Path:
     return run_dir / "plots" / f"{kind}-step{step:08d}.png"
 
 
-def points_evaluator(data: TrainingData, n_samples: int = 1000) -> Evaluator:
+def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
     """2-D data: density heat map of exp(-E) with the data (and mode centres), and model
-    samples; 1-D data: histograms of samples and data."""
+    samples; 1-D data: histograms of samples and data. With known mode centres, also the
+    mode metrics of Inclusive-NRF Table I on ``n_samples`` samples (batches of 100); for
+    objectives with an auxiliary generator, for its samples too (``generation_*``)."""
     x = data.train
     lim = float(x.abs().max()) * 1.15
 
     def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
         samples = objective.sample(n_samples, gen).detach().cpu()
+        metrics: dict[str, float] = {}
+        if data.centres is not None and data.std is not None:
+            m = mode_metrics(samples, data.centres, data.std)
+            metrics.update(covered_modes=m.covered_modes, realistic_ratio=m.realistic_ratio)
+            generation = getattr(objective, "sample_generation", None)
+            if generation is not None:
+                g = mode_metrics(generation(n_samples, gen).detach().cpu(), data.centres, data.std)
+                metrics["generation_covered_modes"] = g.covered_modes
+                metrics["generation_realistic_ratio"] = g.realistic_ratio
+        samples = samples[:1000]
         fig, axes = plots.new_figure(2)
         if x.shape[1] == 2:
             plots.energy_heatmap(axes[0, 0], objective.energy, lim, data.centres, f"exp(-E), step {step}")
@@ -41,7 +54,7 @@ def points_evaluator(data: TrainingData, n_samples: int = 1000) -> Evaluator:
             axes[0, 1].hist(samples[:, 0].numpy(), bins=60, color="tab:blue")
             axes[0, 1].set_title(f"samples, step {step}", fontsize=9)
         plots.save(fig, _plot_name(run_dir, "density", step))
-        return {}
+        return metrics
 
     return evaluate
 
