@@ -52,7 +52,7 @@ def run_demo(out: str | Path, seed: int = 0, root: str | None = None) -> list[Pa
         generator.eval()
         x_gen, _ = generator.sample(1000, gen)
     fig, axes = plots.new_figure(2)
-    plots.energy_heatmap(axes[0, 0], potential, 6, gmm.centres, "UNTRAINED potential exp(-E), Table VI net")
+    plots.energy_heatmap(axes[0, 0], potential, 6, gmm.centres, "UNTRAINED potential -E(x), Table VI net")
     plots.scatter_2d(axes[0, 1], x_gen, gmm.centres, "UNTRAINED generator samples", lim=6)
     written.append(plots.save(fig, out_dir / "untrained_gmm_model.png"))
     with torch.no_grad():

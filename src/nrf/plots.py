@@ -6,6 +6,7 @@ All functions draw on a given ``Axes`` (or return a new ``Figure``) and never ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,25 +71,35 @@ def scatter_2d(
 @torch.no_grad()
 def energy_heatmap(
     ax: Any,
-    energy: torch.nn.Module,
+    energy: Callable[[torch.Tensor], torch.Tensor],
     lim: float,
     centres: torch.Tensor | np.ndarray | None = None,
     title: str = "",
     resolution: int = 200,
 ) -> None:
-    """The unnormalized density exp(-E(x)) of a 2-D energy on [-lim, lim]^2 as a heat map."""
+    """The log-density -E(x) of a 2-D energy on [-lim, lim]^2 as a heat map.
+
+    Colours span the 2nd to 99.8th percentile of -E over the grid, so a few extreme values
+    (an unbounded network far from the data) do not wash out the picture. ``energy`` is a
+    module or any callable mapping ``(n, 2)`` to ``(n,)``.
+    """
     ticks = torch.linspace(-lim, lim, resolution)
     gx, gy = torch.meshgrid(ticks, ticks, indexing="xy")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-    ref = next(iter(energy.parameters()), None)
+    module = energy if isinstance(energy, torch.nn.Module) else None
+    ref = next(iter(module.parameters()), None) if module is not None else None
     if ref is not None:
         grid = grid.to(ref.device, ref.dtype)
-    was_training = energy.training
-    energy.eval()
-    e = energy(grid).float().cpu().view(resolution, resolution)
-    energy.train(was_training)
-    density = torch.exp(-(e - e.min()))
-    ax.imshow(density.numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
+    try:
+        log_p = -energy(grid).float().cpu().view(resolution, resolution)
+    finally:
+        if module is not None:
+            module.train(was_training)
+    lo, hi = torch.quantile(log_p.flatten(), torch.tensor([0.02, 0.998])).tolist()
+    ax.imshow(log_p.numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis", vmin=lo, vmax=hi)
     if centres is not None:
         c = np.asarray(centres, dtype=float)
         ax.scatter(c[:, 0], c[:, 1], marker="x", s=20, color="white", linewidths=0.8)

@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
     p.add_argument("--out", required=True, help="output .npy file")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    p.add_argument("--model", type=int, help="which model, for runs that trained several together")
     _common(p)
     p.set_defaults(handler=run_sample)
 
@@ -45,6 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument("--input", required=True, help=".npy array or .csv rows")
     p.add_argument("--out", help="write the energies to this .npy or .csv file (default: print them)")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    p.add_argument("--model", type=int, help="which model, for runs that trained several together")
     _common(p)
     p.set_defaults(handler=run_score)
 
@@ -105,7 +107,7 @@ def run_sample(args: argparse.Namespace) -> int:
     device = args.device or "cpu"
     objective = load_run(args.run_dir, args.checkpoint, device)
     with torch.no_grad():
-        samples = objective.sample(args.n, _seeded_generator(args, device)).cpu().numpy()
+        samples = objective.sample_model(args.n, args.model, _seeded_generator(args, device)).cpu().numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, samples)
     print(f"{samples.shape[0]} samples of shape {samples.shape[1:]} -> {out}")
@@ -150,7 +152,7 @@ def run_score(args: argparse.Namespace) -> int:
     numel = int(np.prod(shape))
     if tuple(x.shape[1:]) != shape and not (x.dim() == 2 and x.shape[1] == numel):
         raise ValueError(f"--input rows have shape {tuple(x.shape[1:])}, the model expects {shape}")
-    energies = torch.cat([objective.score(c.to(device)) for c in x.split(4096)]).cpu().numpy()
+    energies = torch.cat([objective.score(c.to(device), args.model) for c in x.split(4096)]).cpu().numpy()
     if args.out is None:
         for e in energies:
             print(f"{e:.6g}")

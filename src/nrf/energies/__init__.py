@@ -2,12 +2,14 @@
 
 from nrf.energies.analytic import GaussianEnergy, GaussianMixtureEnergy
 from nrf.energies.base import Energy
+from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
 
 __all__ = [
     "POTENTIALS",
+    "BatchedMLPEnergy",
     "ConvEnergy",
     "Energy",
     "GaussianEnergy",

@@ -21,22 +21,35 @@ from typing import Any
 
 from nrf._checks import check_choice
 from nrf.energies.base import Energy
+from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
 
 POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res")
+_MLP_ARGS: dict[str, dict[str, Any]] = {
+    "gmm": {"hidden": (100, 100), "activation": "leaky_relu"},
+    "kdd": {"hidden": (60, 30, 10), "activation": "tanh"},
+    "mnist": {"hidden": (1000, 500, 250, 250, 250), "activation": "leaky_relu"},
+}
 
 
-def paper_potential(name: str, **overrides: Any) -> Energy:
+def paper_potential(name: str, n_models: int | None = None, **overrides: Any) -> Energy:
     """Build the potential network called ``name`` (see the module table).
 
     Keyword ``overrides`` go to the network's constructor, e.g.
-    ``paper_potential("kdd", event_shape=(120,))`` or ``scale_trainable=False``.
+    ``paper_potential("kdd", event_shape=(120,))`` or ``scale_trainable=False``. With
+    ``n_models`` (MLP presets only), ``n_models`` independent copies evaluated as one
+    (:class:`~nrf.energies.BatchedMLPEnergy`), for training several seeds together.
 
     >>> paper_potential("gmm").event_shape
     (2,)
     """
     check_choice("name", name, POTENTIALS)
+    if n_models is not None:
+        if name not in ("gmm", "kdd", "mnist"):
+            raise ValueError(f"n_models: only the MLP presets (gmm, kdd, mnist) can be batched, got {name!r}")
+        single = paper_potential(name, **overrides)
+        return BatchedMLPEnergy(n_models, single.event_shape, **{**_MLP_ARGS[name], **overrides})
     if name == "gmm":
         return MLPEnergy(
             **{"event_shape": (2,), "hidden": (100, 100), "activation": "leaky_relu", **overrides}

@@ -66,7 +66,7 @@ class _WeightNorm(nn.Module):
     def _setup(
         self,
         v_shape: tuple[int, ...],
-        out_features: int,
+        out_features: int | tuple[int, ...],
         bias: bool,
         scale_trainable: bool,
         init_scale: float,
@@ -76,6 +76,10 @@ class _WeightNorm(nn.Module):
         self.g = nn.Parameter(torch.ones(out_features), requires_grad=scale_trainable)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.init_pending = False
+
+    def _stat_dims(self, t: torch.Tensor) -> list[int]:
+        """Dimensions of a pre-activation reduced by the data-dependent init (all but channels)."""
+        return [d for d in range(t.dim()) if d != 1]
 
     def _norm_dims(self) -> list[int]:
         return [d for d in range(self.v.dim()) if d != self._out_dim]
@@ -116,7 +120,7 @@ class _WeightNorm(nn.Module):
     def _initialize(self, x: torch.Tensor) -> torch.Tensor:
         norm = self.v.pow(2).sum(dim=self._norm_dims(), keepdim=True).add(_EPS).sqrt()
         t = self._apply_weight(x, self.v / norm, None)
-        reduce = [d for d in range(t.dim()) if d != 1]
+        reduce = self._stat_dims(t)
         mean = t.mean(dim=reduce)
         std = t.std(dim=reduce, unbiased=False) if t.numel() > mean.numel() else torch.ones_like(mean)
         scale = self.init_scale / (std + 1e-6)

@@ -37,6 +37,12 @@ class Objective(nn.Module, ABC):
 
     energy: nn.Module
 
+    @property
+    def n_models(self) -> int:
+        """Independent models trained together (batched networks; 1 otherwise). Batches hold
+        ``n_models`` blocks of rows, and losses are sums over models of per-model means."""
+        return int(getattr(self.energy, "n_models", 1))
+
     @abstractmethod
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameter groups by name; the config gives each group its optimizer."""
@@ -57,16 +63,43 @@ class Objective(nn.Module, ABC):
         if any(True for _ in weight_norm_layers(self.energy)):
             data_dependent_init(self.energy, data)
 
+    def _check_model(self, model: int | None) -> int | None:
+        if self.n_models == 1:
+            return None
+        if model is None or not 0 <= model < self.n_models:
+            raise ValueError(f"model: this run trained {self.n_models} models together; choose one in "
+                             f"[0, {self.n_models}), got {model!r}")  # fmt: skip
+        return model
+
     @torch.no_grad()
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Energies of ``x`` (higher = less probable), shape ``(batch,)``."""
+    def score(self, x: torch.Tensor, model: int | None = None) -> torch.Tensor:
+        """Energies of ``x`` (higher = less probable), shape ``(batch,)``; with batched
+        models, those of model ``model``."""
+        index = self._check_model(model)
         was_training = self.training
         self.eval()
         try:
-            out: torch.Tensor = self.energy(x)
+            if index is None:
+                out: torch.Tensor = self.energy(x)
+            else:
+                every = self.energy(x.repeat(self.n_models, *([1] * (x.dim() - 1))))
+                out = every.view(self.n_models, x.shape[0])[index]
         finally:
             self.train(was_training)
         return out
+
+    def sample_model(
+        self, n: int, model: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``n`` samples; with batched models, those of model ``model``."""
+        index = self._check_model(model)
+        if index is None:
+            return self.sample(n, generator)
+        return self.sample(n * self.n_models, generator).view(self.n_models, n, *self.event_dims())[index]
+
+    def event_dims(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        return tuple(getattr(self.energy, "event_shape", ()))
 
     def extra_state(self) -> dict[str, Any]:
         """State outside the parameters and buffers (e.g. a replay buffer): tensors and

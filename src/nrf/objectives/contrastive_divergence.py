@@ -124,7 +124,7 @@ class ContrastiveDivergence(Objective):
         loss = e_data.mean() - e_neg.mean()
         if self.alpha > 0:
             loss = loss + self.alpha * (e_data.pow(2).mean() + e_neg.pow(2).mean())
-        ctx.update("energy", loss)
+        ctx.update("energy", loss * self.n_models)  # sum over models of per-model means
         return {
             "loss": float(loss.detach()),
             "energy_data": float(e_data.detach().mean()),

@@ -115,7 +115,7 @@ class InclusiveNRF(Objective):
     def _target(self, batch_size: int) -> Target:
         energy: nn.Module = self.energy
         if self.grad_reduction == "mean":
-            energy = ScaledEnergy(self.energy, 1.0 / batch_size)
+            energy = ScaledEnergy(self.energy, self.n_models / batch_size)
         if self.revision == "x-only":
             return BoltzmannTarget(energy)
         return AugmentedTarget(energy, self.generator, inner_step_size=self.inner_step_size)
@@ -159,10 +159,10 @@ class InclusiveNRF(Objective):
         loss_e = e_data.mean() - e_rev.mean()
         if self.alpha_p > 0:
             loss_e = loss_e + self.alpha_p * e_data.pow(2).mean()
-        ctx.update("energy", loss_e)
+        ctx.update("energy", loss_e * self.n_models)  # sum over models of per-model means
         self.generator.train()
         loss_g = self._generator_loss(x, h)
-        ctx.update("generator", loss_g)
+        ctx.update("generator", loss_g * self.n_models)
         return {
             "loss": float(loss_e.detach()),
             "loss_generator": float(loss_g.detach()),

@@ -60,7 +60,8 @@ def build_sampler(section: SamplerSection) -> Sampler:
 def build_networks(cfg: Config) -> tuple[nn.Module, LatentGenerator | None]:
     if cfg.model.energy not in POTENTIALS:
         raise ConfigError(f"model.energy: expected one of {list(POTENTIALS)}, got {cfg.model.energy!r}")
-    energy = _call("model.energy_args", paper_potential, cfg.model.energy, **cfg.model.energy_args)
+    n_models = cfg.model.n_models if cfg.model.n_models > 1 else None
+    energy = _call("model.energy_args", paper_potential, cfg.model.energy, n_models, **cfg.model.energy_args)
     generator = None
     if cfg.model.generator is not None:
         if cfg.model.generator not in GENERATORS:

@@ -65,6 +65,7 @@ class ModelSection:
     generator: str | None = None
     generator_args: dict[str, Any] = field(default_factory=dict)
     init_batch: int = 500
+    n_models: int = 1
 
 
 @dataclass
@@ -259,6 +260,7 @@ def validate(cfg: Config) -> Config:
         (cfg.train.best_mode in ("max", "min"), "train.best_mode", "'max' or 'min'", cfg.train.best_mode),
         (cfg.run.device in ("cpu", "cuda", "auto"), "run.device", "'cpu', 'cuda' or 'auto'", cfg.run.device),
         (cfg.run.threads >= 1, "run.threads", ">= 1", cfg.run.threads),
+        (cfg.model.n_models >= 1, "model.n_models", ">= 1", cfg.model.n_models),
         (0.0 <= cfg.data.validation_fraction < 1.0, "data.validation_fraction", "in [0, 1)",
          cfg.data.validation_fraction),
         (0.0 < cfg.divergence.lr_factor < 1.0, "divergence.lr_factor", "in (0, 1)", cfg.divergence.lr_factor),

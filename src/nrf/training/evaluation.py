@@ -33,21 +33,24 @@ def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
     lim = float(x.abs().max()) * 1.15
 
     def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
-        samples = objective.sample(n_samples, gen).detach().cpu()
+        models = objective.n_models
+        samples = objective.sample(n_samples * models, gen).detach().cpu()
         metrics: dict[str, float] = {}
         if data.centres is not None and data.std is not None:
-            m = mode_metrics(samples, data.centres, data.std)
-            metrics.update(covered_modes=m.covered_modes, realistic_ratio=m.realistic_ratio)
+            metrics.update(_mode_summary("", samples, models, data.centres, data.std))
             generation = getattr(objective, "sample_generation", None)
             if generation is not None:
-                g = mode_metrics(generation(n_samples, gen).detach().cpu(), data.centres, data.std)
-                metrics["generation_covered_modes"] = g.covered_modes
-                metrics["generation_realistic_ratio"] = g.realistic_ratio
+                drawn = generation(n_samples * models, gen).detach().cpu()
+                metrics.update(_mode_summary("generation_", drawn, models, data.centres, data.std))
         samples = samples[:1000]
         fig, axes = plots.new_figure(2)
         if x.shape[1] == 2:
-            plots.energy_heatmap(axes[0, 0], objective.energy, lim, data.centres, f"exp(-E), step {step}")
-            plots.scatter_2d(axes[0, 1], samples, data.centres, f"samples, step {step}", lim=lim)
+            which = 0 if models > 1 else None
+            tag = " (model 0)" if models > 1 else ""
+            plots.energy_heatmap(
+                axes[0, 0], lambda g: objective.score(g, which), lim, data.centres, f"-E(x){tag}, step {step}"
+            )
+            plots.scatter_2d(axes[0, 1], samples, data.centres, f"samples{tag}, step {step}", lim=lim)
         else:
             axes[0, 0].hist(x[:, 0].numpy(), bins=60, color="tab:gray")
             axes[0, 0].set_title("data", fontsize=9)
@@ -57,6 +60,24 @@ def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
         return metrics
 
     return evaluate
+
+
+def _mode_summary(
+    prefix: str, samples: torch.Tensor, models: int, centres: torch.Tensor, std: float
+) -> dict[str, float]:
+    """Mode metrics per model (blocks of rows), as the mean over models and, for several
+    models, their standard deviation."""
+    per_model = [mode_metrics(block, centres, std) for block in samples.chunk(models)]
+    covered = torch.tensor([m.covered_modes for m in per_model])
+    realistic = torch.tensor([m.realistic_ratio for m in per_model])
+    out = {
+        f"{prefix}covered_modes": float(covered.mean()),
+        f"{prefix}realistic_ratio": float(realistic.mean()),
+    }
+    if models > 1:
+        out[f"{prefix}covered_modes_sd"] = float(covered.std())
+        out[f"{prefix}realistic_ratio_sd"] = float(realistic.std())
+    return out
 
 
 def image_evaluator(n_samples: int = 64) -> Evaluator:
@@ -77,8 +98,11 @@ def validation_evaluator(validation: torch.Tensor) -> Evaluator:
 
     def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
         device = next(objective.parameters()).device
-        energies = [objective.score(chunk.to(device)) for chunk in validation.split(1024)]
-        return {"energy_validation": float(torch.cat(energies).mean())}
+        means = []
+        for model in range(objective.n_models) if objective.n_models > 1 else [None]:
+            energies = [objective.score(chunk.to(device), model) for chunk in validation.split(1024)]
+            means.append(float(torch.cat(energies).mean()))
+        return {"energy_validation": sum(means) / len(means)}
 
     return evaluate
 

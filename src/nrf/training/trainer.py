@@ -114,6 +114,8 @@ class Trainer:
         self.dist = dist
         self.evaluators = list(default_evaluators(data) if evaluators is None else evaluators)
         self.objective.to(self.device)
+        if objective.n_models > 1 and dist.world_size > 1:
+            raise ConfigError("model.n_models: batched models and several processes cannot be combined yet")
         self.groups = objective.optimizer_groups()
         missing = sorted(set(self.groups) - set(cfg.optim))
         if missing:
@@ -145,14 +147,17 @@ class Trainer:
     # --- data ----------------------------------------------------------------------------
 
     def _next_batch(self) -> torch.Tensor:
+        """The next batch; with ``n_models`` batched models, one block of rows per model, each
+        model going through the data in its own order."""
         n = self.data.train.shape[0]
         bs = min(self.cfg.train.batch_size, n)
+        models = self.objective.n_models
         if self.perm is None or self.pos + bs > n:
             if self.perm is not None:
                 self.epoch += 1
-            self.perm = torch.randperm(n, generator=self.gen_data)
+            self.perm = torch.stack([torch.randperm(n, generator=self.gen_data) for _ in range(models)])
             self.pos = 0
-        idx = self.perm[self.pos : self.pos + bs]
+        idx = self.perm[:, self.pos : self.pos + bs].reshape(-1)
         self.pos += bs
         if self.dist.world_size > 1:
             idx = idx[self.dist.rank :: self.dist.world_size]
@@ -368,6 +373,8 @@ class Trainer:
             if metrics_file.exists():
                 metrics_file.unlink()
         init = self.data.train[: self.cfg.model.init_batch].to(self.device)
+        if self.objective.n_models > 1:  # every model initialized on the same rows
+            init = init.repeat(self.objective.n_models, *([1] * (init.dim() - 1)))
         self.objective.initialize(init)
         broadcast_module(self.objective, self.dist)
         self.save()
