@@ -2,6 +2,17 @@
 
 from nrf.objectives.base import Objective, StepContext
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
+from nrf.objectives.exclusive_nrf import ExclusiveNRF
+from nrf.objectives.gan import GAN
 from nrf.objectives.inclusive_nrf import InclusiveNRF
+from nrf.objectives.wgan_gp import WGANGP
 
-__all__ = ["ContrastiveDivergence", "InclusiveNRF", "Objective", "StepContext"]
+__all__ = [
+    "GAN",
+    "WGANGP",
+    "ContrastiveDivergence",
+    "ExclusiveNRF",
+    "InclusiveNRF",
+    "Objective",
+    "StepContext",
+]

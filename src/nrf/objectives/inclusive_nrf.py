@@ -28,8 +28,8 @@ from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int
 from nrf.generators import LatentGenerator
-from nrf.nn import data_dependent_init, weight_norm_layers
-from nrf.objectives.base import Objective, StepContext
+from nrf.objectives.base import StepContext
+from nrf.objectives.generator_based import GeneratorObjective
 from nrf.samplers import Sampler, run
 from nrf.targets import AugmentedTarget, BoltzmannTarget, Target
 
@@ -49,7 +49,7 @@ class ScaledEnergy(nn.Module):
         return out
 
 
-class InclusiveNRF(Objective):
+class InclusiveNRF(GeneratorObjective):
     """Algorithm 1 of Inclusive-NRF.
 
     Parameters
@@ -84,9 +84,7 @@ class InclusiveNRF(Objective):
         grad_reduction: str = "sum",
         generator_bn: str = "train",
     ) -> None:
-        super().__init__()
-        self.energy = energy
-        self.generator = generator
+        super().__init__(energy, generator)
         self.sampler = sampler
         self.steps = check_positive_int("steps", steps, allow_zero=True)
         self.revision = check_choice("revision", revision, REVISIONS)
@@ -98,19 +96,6 @@ class InclusiveNRF(Objective):
             raise ValueError(
                 "revision='paper' needs a generator with sigma > 0; use revision='x-only' for sigma = 0"
             )
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {
-            "energy": [p for p in self.energy.parameters() if p.requires_grad],
-            "generator": [p for p in self.generator.parameters() if p.requires_grad],
-        }
-
-    def initialize(self, data: torch.Tensor) -> None:
-        super().initialize(data)
-        if any(True for _ in weight_norm_layers(self.generator)):
-            gen = torch.Generator(device=data.device).manual_seed(0)
-            h = torch.randn(data.shape[0], self.generator.latent_dim, generator=gen, device=data.device)
-            data_dependent_init(self.generator, h)
 
     def _target(self, batch_size: int) -> Target:
         energy: nn.Module = self.energy

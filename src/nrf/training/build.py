@@ -9,7 +9,7 @@ from torch import nn
 
 from nrf.energies import POTENTIALS, paper_potential
 from nrf.generators import GENERATORS, LatentGenerator, paper_generator
-from nrf.objectives import ContrastiveDivergence, InclusiveNRF, Objective
+from nrf.objectives import GAN, WGANGP, ContrastiveDivergence, ExclusiveNRF, InclusiveNRF, Objective
 from nrf.samplers import HMC, MPPI, SGHMC, Langevin, Sampler
 from nrf.training.config import Config, ConfigError, SamplerSection
 
@@ -91,9 +91,28 @@ def _cd(cfg: Config, energy: nn.Module, generator: LatentGenerator | None, sampl
     return _call("objective.args", ContrastiveDivergence, energy, sampler, cfg.sampler.steps, **args)
 
 
+def _needs_generator(cfg: Config, gen: LatentGenerator | None) -> LatentGenerator:
+    if gen is None:
+        raise ConfigError(f"model.generator: the {cfg.objective.name!r} objective needs a generator")
+    return gen
+
+
 @register_objective("inclusive")
 def _inclusive(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
-    if gen is None:
-        raise ConfigError("model.generator: the 'inclusive' objective needs an auxiliary generator")
-    args = cfg.objective.args
-    return _call("objective.args", InclusiveNRF, energy, gen, sampler, cfg.sampler.steps, **args)
+    g, args = _needs_generator(cfg, gen), cfg.objective.args
+    return _call("objective.args", InclusiveNRF, energy, g, sampler, cfg.sampler.steps, **args)
+
+
+@register_objective("exclusive")
+def _exclusive(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
+    return _call("objective.args", ExclusiveNRF, energy, _needs_generator(cfg, gen), **cfg.objective.args)
+
+
+@register_objective("gan")
+def _gan(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
+    return _call("objective.args", GAN, energy, _needs_generator(cfg, gen), **cfg.objective.args)
+
+
+@register_objective("wgan-gp")
+def _wgan(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
+    return _call("objective.args", WGANGP, energy, _needs_generator(cfg, gen), **cfg.objective.args)
