@@ -80,7 +80,7 @@ def _train(config: str, args: argparse.Namespace, seeds: int, steps: int) -> tup
     overrides = [
         f'run.out_dir="{out}"', f'run.name="{config}-s{args.seed}"', f"run.seed={args.seed}",
         f"run.threads={args.threads}", f"model.n_models={seeds}", f"train.steps={steps}",
-        "train.eval_every=0", f"train.checkpoint_every={steps}", "train.progress=false",
+        "train.eval_every=0", f"train.checkpoint_every={max(1, steps // 10)}", "train.progress=false",
         f"train.log_every={max(1, steps // 50)}",
     ]  # fmt: skip
     cfg = load_config(CONFIGS / f"{config}.toml", overrides)
