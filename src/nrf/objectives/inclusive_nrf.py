@@ -11,7 +11,7 @@ Per batch of data x~:
    potential-control loss of Appendix E-A);
 4. update the generator by ascending mean log q(x, h).
 
-Options reproduce the authors' code where it differs from the paper (``../DESIGN``):
+Options reproduce the authors' code where it differs from the paper (see the README):
 ``revision="x-only"`` (only x moves, h* = h), a decoupled noise scale (the sampler's
 ``noise_scale``), ``sigma = 0`` (then the generator loss is 1/2 |x - g(h)|^2, the Gaussian
 log-density up to its scale), ``grad_reduction="sum"`` vs ``"mean"`` (the drift uses the

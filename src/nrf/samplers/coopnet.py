@@ -13,12 +13,13 @@ counter advances by that much, so step-size schedules and plots line up.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nrf._checks import check_positive_int
-from nrf.samplers.base import ChainState, Sampler, StepInfo, advance, noise_like
+from nrf.samplers.base import ChainState, Sampler, StepInfo, noise_like
 from nrf.samplers.langevin import langevin_update
 from nrf.samplers.schedules import Schedule
 from nrf.targets.augmented import AugmentedTarget
@@ -63,6 +64,5 @@ class CoopNet(Sampler):
             h = langevin_update(
                 h, target.latent_grad(x, h), delta, noise_like(h, generator), math.sqrt(2 * delta)
             )
-        new = advance(state, position=(x, h))
-        new.step = t0 + max(self.n_x, self.n_h)
+        new = replace(state, position=(x, h), step=t0 + max(self.n_x, self.n_h))
         return new, StepInfo(step_size=self.step_size(t0))
