@@ -31,10 +31,12 @@ from nrf.targets.base import Position, Target
 
 
 def langevin_update(
-    z: torch.Tensor, grad: torch.Tensor, step_size: float, noise: torch.Tensor, noise_scale: float
+    z: torch.Tensor, grad: torch.Tensor, step_size: float, noise: torch.Tensor | None, noise_scale: float
 ) -> torch.Tensor:
-    """z + step_size * grad + noise_scale * noise (pure; the noise is an argument)."""
-    return torch.add(z, grad, alpha=step_size).add_(noise, alpha=noise_scale)
+    """z + step_size * grad + noise_scale * noise (pure; the noise is an argument, ``None``
+    for a noiseless step)."""
+    out = torch.add(z, grad, alpha=step_size)
+    return out if noise is None else out.add_(noise, alpha=noise_scale)
 
 
 def clip_gradient(grad: torch.Tensor, limit: float | None) -> torch.Tensor:
@@ -138,7 +140,7 @@ class Langevin(Sampler):
                 new.append(z)
                 continue
             z_new = langevin_update(
-                z, clip_gradient(g, self.grad_clip), delta, noise_like(z, generator), scale
+                z, clip_gradient(g, self.grad_clip), delta, noise_like(z, generator) if scale else None, scale
             )
             new.append(z_new)
         if self.clamp is not None:

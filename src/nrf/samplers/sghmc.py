@@ -31,11 +31,14 @@ def sghmc_update(
     grad: torch.Tensor,
     step_size: float,
     beta: float,
-    noise: torch.Tensor,
+    noise: torch.Tensor | None,
     noise_scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """v' = (1 - beta) v + step_size grad + noise_scale noise; z' = z + v' (pure)."""
-    v_new = torch.mul(v, 1.0 - beta).add_(grad, alpha=step_size).add_(noise, alpha=noise_scale)
+    """v' = (1 - beta) v + step_size grad + noise_scale noise; z' = z + v' (pure; ``noise``
+    ``None`` for a noiseless step)."""
+    v_new = torch.mul(v, 1.0 - beta).add_(grad, alpha=step_size)
+    if noise is not None:
+        v_new.add_(noise, alpha=noise_scale)
     return z + v_new, v_new
 
 
@@ -105,8 +108,9 @@ class SGHMC(Sampler):
                 momentum.append(v)
                 continue
             z_new, v_new = sghmc_update(
-                z, v, clip_gradient(g, self.grad_clip), delta, self.beta, noise_like(z, generator), scale
-            )
+                z, v, clip_gradient(g, self.grad_clip), delta, self.beta,
+                noise_like(z, generator) if scale else None, scale,
+            )  # fmt: skip
             position.append(z_new)
             momentum.append(v_new)
         if self.clamp is not None:

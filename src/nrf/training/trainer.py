@@ -65,6 +65,31 @@ def make_optimizer(params: list[nn.Parameter], section: OptimizerSection) -> tor
     )
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    loss: torch.Tensor,
+    *,
+    group: str,
+    step: int,
+    grad_clip: float | None = None,
+    dist: DistInfo = SINGLE,
+) -> None:
+    """Back-propagate ``loss`` into ``params`` and step ``optimizer``: gradients averaged over
+    processes, clipped to norm ``grad_clip``; a non-finite loss or gradient raises
+    :class:`DivergenceError` before any parameter changes."""
+    if not bool(torch.isfinite(loss)):
+        raise DivergenceError(f"non-finite {group} loss ({float(loss.detach())}) at step {step}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(params, dist)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
+        raise DivergenceError(f"non-finite {group} gradient at step {step}")
+    optimizer.step()
+
+
 class _Context:
     """The :class:`~nrf.objectives.StepContext` handed to objectives."""
 
@@ -79,18 +104,8 @@ class _Context:
             raise KeyError(
                 f"objective updated unknown optimizer group {group!r} (known: {sorted(t.optimizers)})"
             )
-        if not bool(torch.isfinite(loss)):
-            raise DivergenceError(f"non-finite {group} loss ({float(loss.detach())}) at step {t.step}")
-        opt = t.optimizers[group]
-        params = t.groups[group]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(params, t.dist)
-        if t.cfg.train.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, t.cfg.train.grad_clip)
-        if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
-            raise DivergenceError(f"non-finite {group} gradient at step {t.step}")
-        opt.step()
+        optimizer_step(t.optimizers[group], t.groups[group], loss, group=group, step=t.step,
+                       grad_clip=t.cfg.train.grad_clip, dist=t.dist)  # fmt: skip
 
 
 class Trainer:

@@ -1,0 +1,114 @@
+"""Shared pieces of the anomaly-detection benchmarks (``kdd``, ``mnist-oc``).
+
+Every method is fitted on the same training rows and scores the same test rows; scores are
+"higher = more anomalous" (PyOD's convention, and the energy for nrf). Results are
+appended to ``<out>/<name>-progress.jsonl`` as soon as each (method, split) finishes, so a
+long run that is interrupted continues with ``--resume`` instead of starting over.
+
+PyOD baselines (``pip install -e .[bench]``): settings are PyOD's defaults except where
+stated in :data:`BASELINE_NOTES` (epochs and batch sizes of the deep models, chosen so that
+one fit takes minutes on 2 cores; training rows of the kernel methods subsampled).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BASELINES = ("IForest", "HBOS", "ECOD", "OCSVM", "KDE", "AutoEncoder", "DeepSVDD")
+BASELINE_NOTES = {
+    "IForest": "100 trees",
+    "HBOS": "10 bins",
+    "ECOD": "",
+    "OCSVM": "RBF, nu 0.5, gamma 1/d",
+    "KDE": "Gaussian, bandwidth 1",
+    "AutoEncoder": "64-32 ReLU, 10 epochs",
+    "DeepSVDD": "64-32 ReLU",
+}
+
+
+def make_baseline(name: str, n_features: int, seed: int, *, batch_size: int, epochs: int) -> Any:
+    """A PyOD detector by name (imported here: PyOD is a benchmark extra)."""
+    try:
+        from pyod.models.auto_encoder import AutoEncoder
+        from pyod.models.deep_svdd import DeepSVDD
+        from pyod.models.ecod import ECOD
+        from pyod.models.hbos import HBOS
+        from pyod.models.iforest import IForest
+        from pyod.models.kde import KDE
+        from pyod.models.ocsvm import OCSVM
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("the PyOD baselines need the bench extra: pip install -e '.[bench]'") from exc
+    makers: dict[str, Callable[[], Any]] = {
+        "IForest": lambda: IForest(random_state=seed),
+        "HBOS": lambda: HBOS(),
+        "ECOD": lambda: ECOD(),
+        "OCSVM": lambda: OCSVM(),
+        "KDE": lambda: KDE(),
+        "AutoEncoder": lambda: AutoEncoder(
+            epoch_num=10, batch_size=batch_size, verbose=0, random_state=seed, device="cpu"
+        ),
+        "DeepSVDD": lambda: DeepSVDD(
+            n_features=n_features, epochs=epochs, batch_size=batch_size, verbose=0, random_state=seed
+        ),
+    }
+    return makers[name]()
+
+
+def fit_and_score(
+    make: Callable[[], Any], train: np.ndarray, test: np.ndarray
+) -> tuple[Any, np.ndarray, float, float]:
+    """Fit a fresh detector on ``train``, score ``test``: (detector, scores, fit s, score s)."""
+    det = make()
+    start = time.perf_counter()
+    det.fit(train)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = np.asarray(det.decision_function(test), dtype=np.float64)
+    score_s = time.perf_counter() - start
+    if not np.isfinite(scores).all():
+        raise FloatingPointError(f"{type(det).__name__} gave non-finite scores")
+    return det, scores, fit_s, score_s
+
+
+class Progress:
+    """Append-only record of finished (method, split) results; reloaded with ``resume``."""
+
+    def __init__(self, path: Path, resume: bool, config: dict[str, Any]) -> None:
+        self.path = path
+        self.done: dict[tuple[str, int], dict[str, Any]] = {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and path.is_file():
+            lines = path.read_text().splitlines()
+            head = json.loads(lines[0]) if lines else {}
+            if head.get("config") != config:
+                raise ValueError(f"--resume: {path} was written with other settings {head.get('config')}")
+            for line in lines[1:]:
+                rec = json.loads(line)
+                self.done[(rec["method"], rec["split"])] = rec
+        else:
+            path.write_text(json.dumps({"config": config}) + "\n")
+
+    def has(self, method: str, split: int) -> bool:
+        return (method, split) in self.done
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.done[(record["method"], record["split"])] = record
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self, method: str) -> list[dict[str, Any]]:
+        return [r for (m, _), r in sorted(self.done.items(), key=lambda kv: kv[0][1]) if m == method]
+
+
+def subsample(rows: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """At most ``limit`` rows, drawn without replacement (all rows when ``limit`` is None)."""
+    if limit is None or rows.shape[0] <= limit:
+        return rows
+    idx = np.random.RandomState(seed).choice(rows.shape[0], limit, replace=False)
+    return rows[np.sort(idx)]

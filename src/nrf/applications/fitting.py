@@ -1,0 +1,94 @@
+"""An in-memory training loop for estimators: epochs over a tensor, no run directory.
+
+:class:`~nrf.training.trainer.Trainer` is the loop for configured runs (checkpoints,
+resumption, rollback); estimators such as :class:`~nrf.applications.NRFDetector` train in
+memory like any scikit-learn model, and a diverged fit raises instead of rolling back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from nrf.objectives import Objective
+from nrf.training.trainer import DivergenceError, optimizer_step
+
+
+class FitDiverged(RuntimeError):
+    """Training produced a non-finite loss or gradient."""
+
+
+@dataclass
+class _Context:
+    optimizers: dict[str, torch.optim.Optimizer]
+    groups: dict[str, list[torch.nn.Parameter]]
+    generator: torch.Generator
+    step: int = 0
+    grad_clip: float | None = None
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        optimizer_step(self.optimizers[group], self.groups[group], loss, group=group, step=self.step,
+                       grad_clip=self.grad_clip)  # fmt: skip
+
+
+@dataclass
+class FitHistory:
+    """Per-epoch means of the objective's logged metrics, and the iterations run."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    iterations: int = 0
+
+
+def fit_epochs(
+    objective: Objective,
+    data: torch.Tensor,
+    optimizers: dict[str, torch.optim.Optimizer],
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    data_generator: torch.Generator,
+    verbose: bool = False,
+) -> FitHistory:
+    """Train ``objective`` for ``epochs`` passes over ``data`` (rows shuffled every epoch with
+    ``data_generator``; the incomplete last batch is dropped unless it is the only one)."""
+    groups = objective.optimizer_groups()
+    ctx = _Context(optimizers, groups, generator)
+    n = data.shape[0]
+    bs = min(batch_size, n)
+    per_epoch = n // bs
+    history = FitHistory()
+    objective.train()
+    bar = tqdm(total=epochs * per_epoch, disable=not verbose, desc="fit", unit="it", leave=False)
+    try:
+        for epoch in range(epochs):
+            perm = torch.randperm(n, generator=data_generator).to(data.device)
+            sums: dict[str, float] = {}
+            for i in range(per_epoch):
+                batch = data[perm[i * bs : (i + 1) * bs]]
+                try:
+                    metrics = objective.training_step(batch, ctx)
+                except DivergenceError as exc:
+                    raise FitDiverged(
+                        f"training diverged in epoch {epoch + 1}, iteration {ctx.step + 1}: {exc}; "
+                        "lower the learning rates or the sampler's step_size"
+                    ) from None
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                ctx.step += 1
+                bar.update(1)
+            means = {key: value / per_epoch for key, value in sums.items()}
+            bad = [key for key, value in means.items() if not math.isfinite(value)]
+            if bad:
+                raise FitDiverged(f"training diverged in epoch {epoch + 1}: non-finite {bad[0]}")
+            history.epochs.append(means)
+            if verbose:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(means.items())[:3]})
+    finally:
+        bar.close()
+    history.iterations = ctx.step
+    objective.eval()
+    return history

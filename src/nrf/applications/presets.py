@@ -1,0 +1,60 @@
+"""Networks and hyper-parameters of the anomaly-detection experiments, by name.
+
+==========  ===================================================================  ==========
+preset      networks and settings                                                source
+==========  ===================================================================  ==========
+tabular     potential d-60-30-10-1 tanh (weight norm); generator h(5) -> 10, 30,   Table VII
+            60 tanh BN -> d; batch 1024, 30 epochs, Adam(0.5, 0.999), lr 1e-4 /   (KDDCUP99)
+            3e-4, L = 10, alpha_p = 0.1; SGLD step 0.003, SGHMC beta 0.3 step 0.03
+mnist       potential 784-1000-500-250-250-250-1 leaky ReLU (WN); generator      Table VIII
+            h(100) -> 500, 500 softplus BN -> 784 sigmoid; batch 100, 50 epochs,  (MNIST)
+            Adam(0, 0.9), lr 3e-3 / 1e-3, L = 20, alpha_p = 1; SGLD step 0.001,
+            SGHMC beta 0.5 step 0.003
+==========  ===================================================================  ==========
+
+``tabular`` adapts its input and output widths to the number of features it is fitted
+on; ``mnist`` needs 784 features (28 x 28 images, flattened or not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nrf._checks import check_choice
+
+
+@dataclass(frozen=True)
+class DetectorPreset:
+    """One column of Tables VII / VIII: networks (by :func:`~nrf.energies.paper_potential`
+    and :func:`~nrf.generators.paper_generator` name) and training settings."""
+
+    network: str
+    event_shape: tuple[int, ...] | None  # None: (n_features,)
+    batch_size: int
+    epochs: int
+    lr: float
+    lr_generator: float
+    betas: tuple[float, float]
+    revision_steps: int
+    alpha_p: float
+    sgld_step: float
+    sghmc_step: float
+    sghmc_beta: float
+
+
+DETECTOR_PRESETS: dict[str, DetectorPreset] = {
+    "tabular": DetectorPreset("kdd", None, 1024, 30, 1e-4, 3e-4, (0.5, 0.999), 10, 0.1, 0.003, 0.03, 0.3),
+    "mnist": DetectorPreset(
+        "mnist", (1, 28, 28), 100, 50, 3e-3, 1e-3, (0.0, 0.9), 20, 1.0, 0.001, 0.003, 0.5
+    ),
+}
+
+
+def detector_preset(name: str) -> DetectorPreset:
+    """The preset called ``name`` (``"tabular"`` or ``"mnist"``).
+
+    >>> detector_preset("tabular").epochs
+    30
+    """
+    check_choice("network", name, list(DETECTOR_PRESETS))
+    return DETECTOR_PRESETS[name]

@@ -1,0 +1,262 @@
+"""NRFDetector: the scikit-learn / PyOD estimator contract, persistence and detection quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pyod.models.base import BaseDetector
+from pyod.utils.data import evaluate_print
+from pyod.utils.utility import precision_n_scores
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from nrf.applications import FitDiverged, NRFDetector, fit_epochs
+from nrf.energies import MLPEnergy
+from nrf.generators import MLPGenerator
+
+FAST = {"epochs": 2, "batch_size": 64, "random_state": 0}
+
+
+def blobs(n: int = 400, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inliers in [0.3, 0.7]^d-ish, test set with 50 % anomalies far from them."""
+    rng = np.random.RandomState(seed)
+    train = (0.5 + 0.08 * rng.randn(n, d)).astype(np.float32)
+    normal = 0.5 + 0.08 * rng.randn(200, d)
+    odd = rng.uniform(0.0, 1.0, (200, d))
+    test = np.vstack([normal, odd]).astype(np.float32)
+    return train, test, np.r_[np.zeros(200), np.ones(200)]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[NRFDetector, np.ndarray]:
+    train, _, _ = blobs()
+    return NRFDetector(**FAST).fit(train), train
+
+
+def test_sklearn_estimator_checks() -> None:
+    # PyOD's label convention (0 inlier / 1 outlier, scores higher = more abnormal) is the
+    # opposite of scikit-learn's outlier checks (-1 / +1, decision_function >= 0 inlier).
+    expected = {
+        "check_outliers_train": "PyOD convention: labels 0/1, higher score = outlier",
+        "check_outliers_fit_predict": "PyOD convention: labels 0/1",
+        # float32 networks: BLAS rounding depends on the batch (about 1e-7 relative; the
+        # checks demand rtol 1e-7). test_fitted_attributes_and_threshold checks 1e-5.
+        "check_methods_sample_order_invariance": "float32 rounding",
+        "check_methods_subset_invariance": "float32 rounding",
+    }
+    results = check_estimator(
+        NRFDetector(epochs=1, batch_size=16, random_state=0), expected_failed_checks=expected, on_fail=None
+    )
+    failed = [r["check_name"] for r in results if r["status"] == "failed" and not r["expected_to_fail"]]
+    assert failed == [], [str(r["exception"]) for r in results if r["check_name"] in failed]
+    assert sum(r["status"] == "passed" for r in results) >= 35
+
+
+def test_clone_and_params() -> None:
+    det = NRFDetector(contamination=0.05, sampler="sgld", epochs=3)
+    twin = clone(det)
+    assert twin.get_params() == det.get_params()
+    twin.set_params(contamination=0.2, lr=1e-3)
+    assert twin.contamination == 0.2
+    assert twin.lr == 1e-3
+    assert det.contamination == 0.05
+    assert not hasattr(twin, "decision_scores_")
+
+
+def test_fitted_attributes_and_threshold(fitted: tuple[NRFDetector, np.ndarray]) -> None:
+    det, train = fitted
+    assert det.decision_scores_.shape == (train.shape[0],)
+    assert det.threshold_ == pytest.approx(np.percentile(det.decision_scores_, 90.0))
+    np.testing.assert_array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(int))
+    assert abs(det.labels_.mean() - 0.1) <= 0.01
+    assert det.n_features_in_ == 6
+    assert det.n_iter_ == 2 * (400 // 64)
+    assert len(det.history_) == 2
+    assert set(det.history_[0]) >= {"loss", "loss_generator"}
+    np.testing.assert_allclose(det.decision_function(train), det.decision_scores_, rtol=1e-6)
+    np.testing.assert_allclose(det.score_samples(train), -det.decision_scores_, rtol=1e-6)
+    order = np.random.RandomState(0).permutation(train.shape[0])
+    np.testing.assert_allclose(
+        det.decision_function(train[order]), det.decision_scores_[order], rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        det.decision_function(train[:7]), det.decision_scores_[:7], rtol=1e-5, atol=1e-5
+    )
+
+
+class _Scores(BaseDetector):  # type: ignore[misc]
+    """A PyOD detector whose scores are given: PyOD's own formulas as the reference."""
+
+    def __init__(self, contamination: float = 0.1, lookup: dict[bytes, float] | None = None) -> None:
+        super().__init__(contamination=contamination)
+        self.lookup = lookup
+
+    def fit(self, X: np.ndarray, y: None = None) -> _Scores:
+        self._set_n_classes(y)
+        self.decision_scores_ = self.decision_function(X)
+        self._process_decision_scores()
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        assert self.lookup is not None
+        return np.array([self.lookup[row.tobytes()] for row in X])
+
+
+def test_matches_pyod_formulas(fitted: tuple[NRFDetector, np.ndarray]) -> None:
+    det, train = fitted
+    _, test, _ = blobs(seed=1)
+    lookup = {row.tobytes(): s for row, s in zip(train, det.decision_scores_, strict=True)}
+    lookup.update({row.tobytes(): s for row, s in zip(test, det.decision_function(test), strict=True)})
+    ref = _Scores(0.1, lookup).fit(train)
+    assert det.threshold_ == pytest.approx(ref.threshold_)
+    np.testing.assert_array_equal(det.predict(test), ref.predict(test))
+    for method in ("linear", "unify"):
+        ours = det.predict_proba(test, method=method)
+        np.testing.assert_allclose(ours, ref.predict_proba(test, method=method), atol=1e-9)
+        assert ours.min() >= 0.0
+        assert ours.max() <= 1.0
+        np.testing.assert_allclose(ours.sum(axis=1), 1.0)
+    np.testing.assert_allclose(det.predict_confidence(test), ref.predict_confidence(test), atol=1e-9)
+    labels, conf = det.predict(test, return_confidence=True)
+    assert labels.shape == conf.shape == (test.shape[0],)
+    _proba, conf2 = det.predict_proba(test, return_confidence=True)
+    np.testing.assert_allclose(conf, conf2)
+
+
+def test_detects_anomalies_and_pyod_utilities(capsys: pytest.CaptureFixture[str]) -> None:
+    train, test, y = blobs(n=1000)
+    for det in (NRFDetector(epochs=20, batch_size=100, random_state=0),
+                NRFDetector(method="cd", epochs=20, batch_size=100, random_state=0)):  # fmt: skip
+        scores = det.fit(train).decision_function(test)
+        assert roc_auc_score(y, scores) >= 0.9, det.method
+    assert precision_n_scores(y, scores) >= 0.8
+    evaluate_print("nrf", y, scores)
+    assert "nrf ROC:" in capsys.readouterr().out
+
+
+def test_pipeline_and_random_state() -> None:
+    train, test, _y = blobs()
+    pipe = make_pipeline(StandardScaler(), MinMaxScaler(), NRFDetector(**FAST))
+    pipe.fit(train)
+    scores = pipe.decision_function(test)
+    assert scores.shape == (400,)
+    assert pipe.predict(test).shape == (400,)
+    again = clone(pipe).fit(train).decision_function(test)
+    np.testing.assert_array_equal(scores, again)
+    other = make_pipeline(StandardScaler(), MinMaxScaler(), NRFDetector(**{**FAST, "random_state": 1}))
+    assert not np.array_equal(other.fit(train).decision_function(test), scores)
+    state = torch.random.get_rng_state()
+    NRFDetector(**FAST).fit(train)
+    assert torch.equal(state, torch.random.get_rng_state()), "fit must not consume the global torch stream"
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.array([[0.1, np.nan], [0.2, 0.3], [0.4, 0.5]]), "NaN"),
+        (np.array([[0.1, np.inf], [0.2, 0.3], [0.4, 0.5]]), "infinity"),
+        (np.array([0.1, 0.2, 0.3]), "Expected 2D array"),
+        (np.zeros((0, 3)), "0 sample"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), "could not convert"),
+        (np.array([[0.5, 0.5]]), "at least 2 samples"),
+    ],
+)
+def test_bad_training_input(X: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NRFDetector(**FAST).fit(X)
+
+
+def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> None:
+    det, _ = fitted
+    with pytest.raises(ValueError, match="X has 5 features, but NRFDetector is expecting 6"):
+        det.decision_function(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        det.predict(np.full((2, 6), np.nan))
+    with pytest.raises(ValueError, match="method must be one of"):
+        det.predict_proba(np.zeros((2, 6)), method="softmax")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"contamination": 0.7}, "contamination must be a number in \\(0, 0.5\\], got 0.7"),
+        ({"method": "gan"}, "method must be one of"),
+        ({"sampler": "hmc"}, "sampler must be one of"),
+        ({"network": "cifar"}, "network must be one of"),
+        ({"step_size": -1.0}, "step_size must be a finite number > 0"),
+        ({"beta": 1.5}, "beta must be in \\(0, 1\\]"),
+        ({"betas": (0.5, 1.2)}, "betas must be two numbers"),
+        ({"revision": "paper"}, "sigma must be > 0 with revision='paper'"),
+        ({"network": "mnist"}, "network='mnist' needs 784 features"),
+    ],
+)
+def test_bad_parameters(params: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NRFDetector(**{**FAST, **params}).fit(np.random.RandomState(0).rand(20, 6))
+
+
+def test_images_flat_or_shaped_and_save_load(tmp_path: pytest.TempPathFactory) -> None:
+    rng = np.random.RandomState(0)
+    images = rng.rand(40, 1, 28, 28).astype(np.float32)
+    det = NRFDetector(network="mnist", epochs=1, batch_size=20, random_state=0).fit(images)
+    assert det.n_features_in_ == 784
+    assert det.input_shape_ == (1, 28, 28)
+    np.testing.assert_allclose(det.decision_function(images.reshape(40, -1)), det.decision_scores_, rtol=1e-5)
+    with pytest.raises(ValueError, match="rows of shape \\(1, 14, 56\\)"):
+        det.decision_function(images.reshape(40, 1, 14, 56))
+    det.save(tmp_path / "det")
+    back = NRFDetector.load(tmp_path / "det")
+    assert back.get_params() == det.get_params()
+    np.testing.assert_array_equal(back.decision_function(images), det.decision_function(images))
+    assert back.threshold_ == det.threshold_
+    assert back.n_iter_ == det.n_iter_
+
+
+def test_custom_networks_and_save_load(tmp_path: pytest.TempPathFactory) -> None:
+    train, test, _ = blobs()
+    energy = MLPEnergy((6,), hidden=(16,), activation="tanh")
+    generator = MLPGenerator(2, 6, hidden=(16,), sigma=0.1)
+    before = [p.detach().clone() for p in energy.parameters()]
+    det = NRFDetector(energy=energy, generator=generator, revision="paper", **FAST).fit(train)
+    assert all(torch.equal(a, b) for a, b in zip(before, energy.parameters(), strict=True))
+    det.save(tmp_path / "custom")
+    with pytest.raises(ValueError, match="custom energy; pass energy="):
+        NRFDetector.load(tmp_path / "custom")
+    back = NRFDetector.load(tmp_path / "custom", energy=energy, generator=generator)
+    np.testing.assert_array_equal(back.decision_function(test), det.decision_function(test))
+    (tmp_path / "custom" / "tensors.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"sha256|truncated|altered"):
+        NRFDetector.load(tmp_path / "custom", energy=energy, generator=generator)
+
+
+def test_unfitted_raises() -> None:
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        NRFDetector().decision_function(np.zeros((2, 3)))
+    with pytest.raises(NotFittedError):
+        NRFDetector().save("never-written")
+
+
+class _Exploding(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w * x.sum(1) * float("nan")
+
+
+def test_divergence_is_an_error_naming_the_epoch() -> None:
+    from nrf.objectives import ContrastiveDivergence
+    from nrf.samplers import Langevin
+
+    objective = ContrastiveDivergence(_Exploding(), Langevin(0.01), 2)
+    optim = {"energy": torch.optim.Adam(objective.parameters())}
+    with pytest.raises(FitDiverged, match="epoch 1, iteration 1: non-finite energy loss"):
+        fit_epochs(objective, torch.rand(8, 3), optim, epochs=1, batch_size=4,
+                   generator=torch.Generator(), data_generator=torch.Generator())  # fmt: skip
