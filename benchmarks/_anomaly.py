@@ -32,6 +32,19 @@ BASELINE_NOTES = {
 }
 
 
+def select_methods(spec: str) -> list[str]:
+    """``--methods``: ``all`` or a comma-separated subset of sgld, sghmc and the PyOD names."""
+    every = ["nrf SGLD", "nrf SGHMC", *BASELINES]
+    if spec == "all":
+        return every
+    keys = {"sgld": "nrf SGLD", "sghmc": "nrf SGHMC", **{b.lower(): b for b in BASELINES}}
+    wanted = [s.strip().lower() for s in spec.split(",")]
+    unknown = [w for w in wanted if w not in keys]
+    if unknown:
+        raise ValueError(f"--methods: unknown {unknown}; choose from {sorted(keys)}")
+    return [keys[w] for w in wanted]
+
+
 def make_baseline(name: str, n_features: int, seed: int, *, batch_size: int, epochs: int) -> Any:
     """A PyOD detector by name (imported here: PyOD is a benchmark extra)."""
     try:

@@ -1,0 +1,68 @@
+"""Preprocessing of the one-class benchmarks and a tiny end-to-end run of ``nrf bench kdd``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+
+from nrf.applications.preprocessing import GlobalContrastNormalizer, ScalarMinMaxScaler
+from nrf.cli.main import main
+from test_data_kddcup import make_table, write_csv
+
+
+def test_global_contrast_normalization() -> None:
+    x = np.random.RandomState(0).rand(6, 1, 5, 5) * 255
+    l1 = GlobalContrastNormalizer("l1").fit_transform(x).reshape(6, -1)
+    np.testing.assert_allclose(l1.mean(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.abs(l1).mean(axis=1), 1.0)
+    l2 = GlobalContrastNormalizer("l2").fit_transform(x).reshape(6, -1)
+    np.testing.assert_allclose(np.sqrt((l2**2).sum(axis=1)) / 25, 1.0)
+    flat = GlobalContrastNormalizer().fit(x).transform(x.reshape(6, -1))
+    np.testing.assert_allclose(flat, l1)
+    const = GlobalContrastNormalizer().fit_transform(np.full((2, 4), 3.0))
+    np.testing.assert_array_equal(const, 0.0)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        GlobalContrastNormalizer("l3").fit(x)
+    with pytest.raises(ValueError, match="X has 4 features, but GlobalContrastNormalizer is expecting 25"):
+        GlobalContrastNormalizer().fit(x).transform(np.zeros((2, 4)))
+
+
+def test_scalar_min_max_uses_one_range_for_all_values() -> None:
+    train = np.array([[0.0, 2.0], [4.0, 1.0]])
+    scaler = ScalarMinMaxScaler().fit(train)
+    assert (scaler.data_min_, scaler.data_max_) == (0.0, 4.0)
+    np.testing.assert_allclose(scaler.transform([[2.0, 8.0]]), [[0.5, 2.0]])
+    rng = np.random.default_rng(0)
+    pipe = make_pipeline(GlobalContrastNormalizer(), ScalarMinMaxScaler()).fit(rng.random((10, 9)))
+    out = pipe.transform(rng.random((10, 9)))
+    assert out.shape == (10, 9)
+    with pytest.raises(ValueError, match="NaN"):
+        ScalarMinMaxScaler().fit([[np.nan, 1.0]])
+
+
+@pytest.mark.slow
+def test_kdd_benchmark_tiny_run_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "data"
+    write_csv(root / "kddcup99", make_table(600).lines)
+    out = tmp_path / "out"
+    args = ["bench", "kdd", "--quick", "--out", str(out), "--root", str(root), "--splits", "2",
+            "--methods", "sghmc,iforest"]  # fmt: skip
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "| nrf SGHMC" in table
+    assert "| IForest" in table
+    lines = (out / "kdd-progress.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 4  # header + 2 methods x 2 splits
+    record = json.loads(lines[1])
+    assert 0.0 <= record["f1"] <= 1.0
+    assert 0.0 <= record["auroc"] <= 1.0
+    assert 100 <= record["train_rows"] <= 300  # the attack rows of a 300-row training half
+    # --resume with one more split runs only the new split
+    assert main([*args[:-4], "--splits", "3", "--methods", "sghmc,iforest", "--resume"]) == 0
+    assert len((out / "kdd-progress.jsonl").read_text().splitlines()) == 1 + 6
+    results = json.loads((out / "kdd.json").read_text())
+    assert len(results["results"]["methods"]["IForest"]["per_split"]) == 3
