@@ -191,6 +191,8 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"beta": 1.5}, "beta must be in \\(0, 1\\]"),
         ({"betas": (0.5, 1.2)}, "betas must be two numbers"),
         ({"revision": "paper"}, "sigma must be > 0 with revision='paper'"),
+        ({"noise_scale": "authors"}, "noise_scale must be a number >= 0, 'paper' or None"),
+        ({"noise_scale": -0.1}, "noise_scale must be a finite number >= 0"),
         ({"network": "mnist"}, "network='mnist' needs 784 features"),
     ],
 )
@@ -231,6 +233,21 @@ def test_custom_networks_and_save_load(tmp_path: pytest.TempPathFactory) -> None
     (tmp_path / "custom" / "tensors.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"sha256|truncated|altered"):
         NRFDetector.load(tmp_path / "custom", energy=energy, generator=generator)
+
+
+def test_noise_defaults_come_from_the_preset() -> None:
+    train, _, _ = blobs(n=100)
+    fits = {
+        (sampler, noise): NRFDetector(sampler=sampler, noise_scale=noise, **FAST).fit(train)
+        for sampler in ("sgld", "sghmc")
+        for noise in (None, "paper", 0.0)
+    }
+    assert fits["sgld", None].objective_.sampler.noise_scale == 0.0  # the authors' noiseless SGLD
+    assert fits["sghmc", None].objective_.sampler.noise_scale is None  # the paper's sqrt(2 beta delta)
+    assert fits["sgld", "paper"].objective_.sampler.noise_scale is None
+    assert fits["sghmc", 0.0].objective_.sampler.noise_scale == 0.0
+    same = fits["sghmc", None].decision_scores_, fits["sghmc", "paper"].decision_scores_
+    np.testing.assert_array_equal(*same)
 
 
 def test_unfitted_raises() -> None:

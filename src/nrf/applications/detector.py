@@ -63,9 +63,10 @@ class NRFDetector(BaseEstimator):
     sampler:
         Revision / negative-phase sampler: ``"sgld"`` (Langevin, Eq. 7) or ``"sghmc"`` (Eq. 8).
     step_size, beta, noise_scale:
-        Sampler step delta, SGHMC friction beta, and the noise standard deviation
-        (``None``: the paper's sqrt(2 delta) for SGLD, sqrt(2 beta delta) for SGHMC;
-        ``0``: the authors' noiseless revision).
+        Sampler step delta, SGHMC friction beta, and the noise standard deviation:
+        ``"paper"`` for the paper's sqrt(2 delta) (SGLD) or sqrt(2 beta delta) (SGHMC), a
+        number (``0``: the authors' noiseless revision), or ``None`` for the preset's
+        choice (see :mod:`nrf.applications.presets`).
     revision_steps:
         L, the revision steps per batch (k for ``method="cd"``).
     revision:
@@ -112,7 +113,7 @@ class NRFDetector(BaseEstimator):
         sampler: str = "sghmc",
         step_size: float | None = None,
         beta: float | None = None,
-        noise_scale: float | None = None,
+        noise_scale: float | str | None = None,
         revision_steps: int | None = None,
         revision: str = "x-only",
         sigma: float = 0.0,
@@ -181,8 +182,15 @@ class NRFDetector(BaseEstimator):
         }  # fmt: skip
         if s["beta"] > 1.0:
             raise ValueError(f"beta must be in (0, 1], got {self.beta!r}")
-        if self.noise_scale is not None:
-            check_positive("noise_scale", self.noise_scale, allow_zero=True)
+        noise = self.noise_scale
+        if noise is None:
+            noise = preset.sghmc_noise if self.sampler == "sghmc" else preset.sgld_noise
+        if noise == "paper":
+            s["noise_scale"] = None
+        elif isinstance(noise, str):
+            raise ValueError(f"noise_scale must be a number >= 0, 'paper' or None, got {noise!r}")
+        else:
+            s["noise_scale"] = check_positive("noise_scale", noise, allow_zero=True)
         betas = preset.betas if self.betas is None else tuple(self.betas)
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
@@ -244,9 +252,9 @@ class NRFDetector(BaseEstimator):
             energy = paper_potential(preset.network, None, **wide)
         sampler: Sampler
         if self.sampler == "sgld":
-            sampler = Langevin(s["step_size"], noise_scale=self.noise_scale)
+            sampler = Langevin(s["step_size"], noise_scale=s["noise_scale"])
         else:
-            sampler = SGHMC(s["step_size"], s["beta"], noise_scale=self.noise_scale)
+            sampler = SGHMC(s["step_size"], s["beta"], noise_scale=s["noise_scale"])
         if self.method == "cd":
             return ContrastiveDivergence(energy, sampler, s["steps"], "data", alpha=s["alpha_p"])
         if self.generator is not None:
