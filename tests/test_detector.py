@@ -193,6 +193,8 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"revision": "paper"}, "sigma must be > 0 with revision='paper'"),
         ({"noise_scale": "authors"}, "noise_scale must be a number >= 0, 'paper' or None"),
         ({"noise_scale": -0.1}, "noise_scale must be a finite number >= 0"),
+        ({"ema": 1.5}, "ema must be a number in \\(0, 1\\), 'off' or None"),
+        ({"ema": "on"}, "ema must be a number in \\(0, 1\\), 'off' or None"),
         ({"network": "mnist"}, "network='mnist' needs 784 features"),
     ],
 )
@@ -250,6 +252,13 @@ def test_noise_defaults_come_from_the_preset() -> None:
     np.testing.assert_array_equal(*same)
 
 
+def test_ema_keeps_the_averaged_energy() -> None:
+    train, test, _ = blobs(n=200)
+    last = NRFDetector(ema="off", **FAST).fit(train)
+    averaged = NRFDetector(ema=0.9, **FAST).fit(train)
+    assert not np.array_equal(last.decision_function(test), averaged.decision_function(test))
+
+
 def test_unfitted_raises() -> None:
     from sklearn.exceptions import NotFittedError
 
@@ -277,3 +286,29 @@ def test_divergence_is_an_error_naming_the_epoch() -> None:
     with pytest.raises(FitDiverged, match="epoch 1, iteration 1: non-finite energy loss"):
         fit_epochs(objective, torch.rand(8, 3), optim, epochs=1, batch_size=4,
                    generator=torch.Generator(), data_generator=torch.Generator())  # fmt: skip
+
+
+def test_parameter_average_is_an_exponential_moving_average() -> None:
+    from nrf.applications.fitting import ParameterAverage
+
+    layer = torch.nn.Linear(2, 1)
+    start = layer.weight.detach().clone()
+    avg = ParameterAverage(layer, 0.9, warmup=False)
+    warm = ParameterAverage(layer, 0.9)
+    values = [torch.full_like(start, v) for v in (1.0, 2.0, 3.0)]
+    expected, expected_warm = start.clone(), start.clone()
+    for t, v in enumerate(values, start=1):
+        with torch.no_grad():
+            layer.weight.copy_(v)
+        avg.update()
+        warm.update()
+        expected = 0.9 * expected + 0.1 * v
+        d = min(0.9, t / (t + 1))
+        expected_warm = d * expected_warm + (1 - d) * v
+    other = torch.nn.Linear(2, 1)
+    avg.copy_to(other)
+    torch.testing.assert_close(other.weight, expected)
+    warm.copy_to(other)
+    torch.testing.assert_close(other.weight, expected_warm)
+    with pytest.raises(ValueError, match="ema must be a number in \\(0, 1\\)"):
+        ParameterAverage(layer, 1.0)

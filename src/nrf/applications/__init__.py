@@ -1,7 +1,7 @@
 """Applications of trained random fields: the anomaly detector and its presets."""
 
 from nrf.applications.detector import NRFDetector
-from nrf.applications.fitting import FitDiverged, fit_epochs
+from nrf.applications.fitting import FitDiverged, ParameterAverage, fit_epochs
 from nrf.applications.presets import DETECTOR_PRESETS, DetectorPreset, detector_preset
 from nrf.applications.thresholds import outlier_confidence, outlier_proba, score_threshold
 
@@ -10,6 +10,7 @@ __all__ = [
     "DetectorPreset",
     "FitDiverged",
     "NRFDetector",
+    "ParameterAverage",
     "detector_preset",
     "fit_epochs",
     "outlier_confidence",

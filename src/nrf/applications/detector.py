@@ -29,7 +29,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from nrf._checks import check_choice, check_positive, check_positive_int
-from nrf.applications.fitting import fit_epochs
+from nrf.applications.fitting import ParameterAverage, fit_epochs
 from nrf.applications.presets import detector_preset
 from nrf.applications.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.energies import paper_potential
@@ -83,6 +83,10 @@ class NRFDetector(BaseEstimator):
         energy-magnitude regularizer of both phases).
     epochs, batch_size, lr, lr_generator, betas:
         Adam settings and the length of training.
+    ema:
+        Keep the exponential moving average of the energy's parameters over the
+        iterations (decay in (0, 1), e.g. 0.999) instead of the last iterate; ``"off"`` for
+        the last iterate; ``None`` for the preset's choice.
     device:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     random_state:
@@ -123,6 +127,7 @@ class NRFDetector(BaseEstimator):
         lr: float | None = None,
         lr_generator: float | None = None,
         betas: tuple[float, float] | None = None,
+        ema: float | str | None = None,
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -145,6 +150,7 @@ class NRFDetector(BaseEstimator):
         self.lr = lr
         self.lr_generator = lr_generator
         self.betas = betas
+        self.ema = ema
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -182,6 +188,12 @@ class NRFDetector(BaseEstimator):
         }  # fmt: skip
         if s["beta"] > 1.0:
             raise ValueError(f"beta must be in (0, 1], got {self.beta!r}")
+        ema = preset.ema if self.ema is None else self.ema
+        if ema == "off":
+            ema = None
+        elif isinstance(ema, str) or not (isinstance(ema, float | int) and 0.0 < ema < 1.0):
+            raise ValueError(f"ema must be a number in (0, 1), 'off' or None, got {self.ema!r}")
+        s["ema"] = None if ema is None else float(ema)
         noise = self.noise_scale
         if noise is None:
             noise = preset.sghmc_noise if self.sampler == "sghmc" else preset.sgld_noise
@@ -293,12 +305,16 @@ class NRFDetector(BaseEstimator):
         init_gen = torch.Generator().manual_seed(seed + 1)
         init_rows = torch.randperm(tensor.shape[0], generator=init_gen)[:1000].to(device)
         objective.initialize(tensor[init_rows])
+        average = None if s["ema"] is None else ParameterAverage(objective.energy, s["ema"])
         history = fit_epochs(
             objective, tensor, self._optimizers(objective, s),
             epochs=s["epochs"], batch_size=s["batch_size"],
             generator=torch.Generator(device=device).manual_seed(seed + 2),
             data_generator=torch.Generator().manual_seed(seed + 3), verbose=bool(self.verbose),
+            average=average,
         )  # fmt: skip
+        if average is not None:
+            average.copy_to(objective.energy)
         self.objective_ = objective
         self.event_shape_ = tuple(shape)
         self.history_ = history.epochs

@@ -34,6 +34,42 @@ class _Context:
                        grad_clip=self.grad_clip)  # fmt: skip
 
 
+class ParameterAverage:
+    """Exponential moving average of a module's parameters (Polyak averaging):
+
+        theta_avg <- d_t theta_avg + (1 - d_t) theta      after update t = 1, 2, ...,
+
+    starting from the parameters at construction, with d_t = decay, or with ``warmup``
+    d_t = min(decay, t / (t + 1)): the plain mean of the iterates until the window
+    1 / (1 - decay) is reached, so that a short fit is not dominated by its
+    initialization. :meth:`copy_to` writes the average into a module of the same
+    structure (the model kept in the end, without the iteration-to-iteration swings of
+    adversarial-style training).
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float, *, warmup: bool = True) -> None:
+        if isinstance(decay, bool) or not isinstance(decay, float | int) or not 0.0 < decay < 1.0:
+            raise ValueError(f"ema must be a number in (0, 1) or None, got {decay!r}")
+        self.module = module
+        self.decay = float(decay)
+        self.warmup = warmup
+        self.updates = 0
+        self.average = [p.detach().clone() for p in module.parameters()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        t = self.updates
+        decay = min(self.decay, t / (t + 1)) if self.warmup else self.decay
+        live = [p.detach() for p in self.module.parameters()]
+        torch._foreach_lerp_(self.average, live, 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: torch.nn.Module) -> None:
+        for p, a in zip(module.parameters(), self.average, strict=True):
+            p.copy_(a)
+
+
 @dataclass
 class FitHistory:
     """Per-epoch means of the objective's logged metrics, and the iterations run."""
@@ -52,9 +88,12 @@ def fit_epochs(
     generator: torch.Generator,
     data_generator: torch.Generator,
     verbose: bool = False,
+    average: ParameterAverage | None = None,
 ) -> FitHistory:
     """Train ``objective`` for ``epochs`` passes over ``data`` (rows shuffled every epoch with
-    ``data_generator``; the incomplete last batch is dropped unless it is the only one)."""
+    ``data_generator``; the incomplete last batch is dropped unless it is the only one).
+    ``average`` (a :class:`ParameterAverage`) is updated after every iteration.
+    """
     groups = objective.optimizer_groups()
     ctx = _Context(optimizers, groups, generator)
     n = data.shape[0]
@@ -76,6 +115,8 @@ def fit_epochs(
                         f"training diverged in epoch {epoch + 1}, iteration {ctx.step + 1}: {exc}; "
                         "lower the learning rates or the sampler's step_size"
                     ) from None
+                if average is not None:
+                    average.update()
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
                 ctx.step += 1
