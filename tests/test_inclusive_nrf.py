@@ -74,6 +74,13 @@ def test_potential_control_term() -> None:
     # d/dm alpha mean E^2 = alpha mean 2 E dE/dm, dE/dm = -(x - m)
     control = 0.7 * (2 * e_data.unsqueeze(1) * -(data - energy.m.detach())).mean(0)
     torch.testing.assert_close(ctx.grads["energy"][0], x.mean(0) - data.mean(0) + control)
+    # control="both" adds alpha mean E(x)^2 of the (here unrevised) samples
+    both = InclusiveNRF(energy, gen, Langevin(0.01), steps=0, alpha_p=0.7, control="both")
+    ctx = RecordingContext(both)
+    both.training_step(data, ctx)
+    e_x = 0.5 * (x - energy.m.detach()).pow(2).sum(1)
+    control_x = 0.7 * (2 * e_x.unsqueeze(1) * -(x - energy.m.detach())).mean(0)
+    torch.testing.assert_close(ctx.grads["energy"][0], x.mean(0) - data.mean(0) + control + control_x)
 
 
 @pytest.mark.parametrize("revision", ["paper", "x-only"])

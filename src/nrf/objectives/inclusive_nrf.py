@@ -69,6 +69,10 @@ class InclusiveNRF(GeneratorObjective):
     generator_bn:
         ``"train"``: the generator's batch norm always uses batch statistics (authors);
         ``"eval"``: running statistics when generating for evaluation.
+    control:
+        ``"data"``: the potential-control loss alpha_p mean E(x~)^2 on the data (the
+        paper); ``"both"``: alpha_p (mean E(x~)^2 + mean E(x)^2) on the data and the
+        revised samples, IGEBM's energy regularizer, which bounds the energy gap.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class InclusiveNRF(GeneratorObjective):
         inner_step_size: float = 0.01,
         grad_reduction: str = "sum",
         generator_bn: str = "train",
+        control: str = "data",
     ) -> None:
         super().__init__(energy, generator)
         self.sampler = sampler
@@ -92,6 +97,7 @@ class InclusiveNRF(GeneratorObjective):
         self.inner_step_size = check_positive("inner_step_size", inner_step_size)
         self.grad_reduction = check_choice("grad_reduction", grad_reduction, ("sum", "mean"))
         self.generator_bn = check_choice("generator_bn", generator_bn, ("train", "eval"))
+        self.control = check_choice("control", control, ("data", "both"))
         if revision == "paper" and not generator.learn_sigma and float(generator.sigma) == 0.0:
             raise ValueError(
                 "revision='paper' needs a generator with sigma > 0; use revision='x-only' for sigma = 0"
@@ -144,6 +150,8 @@ class InclusiveNRF(GeneratorObjective):
         loss_e = e_data.mean() - e_rev.mean()
         if self.alpha_p > 0:
             loss_e = loss_e + self.alpha_p * e_data.pow(2).mean()
+            if self.control == "both":
+                loss_e = loss_e + self.alpha_p * e_rev.pow(2).mean()
         ctx.update("energy", loss_e * self.n_models)  # sum over models of per-model means
         self.generator.train()
         loss_g = self._generator_loss(x, h)
