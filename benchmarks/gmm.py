@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inclusive-config", default="gmm_inclusive_authors", help="config for the inclusive rows"
     )
+    parser.add_argument(
+        "--exclusive-config", default="gmm_exclusive", help="config for the exclusive-NRF row"
+    )
 
 
 def _selected(spec: str) -> list[str]:
@@ -114,7 +117,9 @@ def run(args: argparse.Namespace) -> BenchResult:
     panels: list[tuple[str, torch.Tensor]] = []
     gen = torch.Generator().manual_seed(args.seed + 12345)
     for method in _selected(args.methods):
-        config = args.inclusive_config if method == "inclusive-NRF" else METHODS[method]
+        config = {"inclusive-NRF": args.inclusive_config, "exclusive-NRF": args.exclusive_config}.get(
+            method, METHODS[method]
+        )
         objective, seconds, run_dir = _train(config, args, seeds, steps)
         objective.eval()
         variants = (

@@ -19,7 +19,16 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["gmm_gan", "gmm_wgan_gp", "gmm_exclusive", "gmm_inclusive", "gmm_inclusive_authors", "gmm_cd"]
+    "name",
+    [
+        "gmm_gan",
+        "gmm_wgan_gp",
+        "gmm_exclusive",
+        "gmm_exclusive_authors",
+        "gmm_inclusive",
+        "gmm_inclusive_authors",
+        "gmm_cd",
+    ],
 )
 def test_shipped_gmm_configs_train(tmp_path: Path, name: str) -> None:
     overrides = [f'run.out_dir="{tmp_path}"', "train.steps=30", "train.eval_every=0", "train.progress=false",
