@@ -129,7 +129,8 @@ def test_matches_pyod_formulas(fitted: tuple[NRFDetector, np.ndarray]) -> None:
 
 def test_detects_anomalies_and_pyod_utilities(capsys: pytest.CaptureFixture[str]) -> None:
     train, test, y = blobs(n=1000)
-    for det in (NRFDetector(epochs=20, batch_size=100, random_state=0),
+    # (inclusive: 40 epochs, AUROC 0.94 with 1 or 2 threads; 20 epochs gave 0.897 / 0.901)
+    for det in (NRFDetector(epochs=40, batch_size=100, random_state=0),
                 NRFDetector(method="cd", epochs=20, batch_size=100, random_state=0)):  # fmt: skip
         scores = det.fit(train).decision_function(test)
         assert roc_auc_score(y, scores) >= 0.9, det.method
