@@ -73,6 +73,35 @@ def make_baseline(name: str, n_features: int, seed: int, *, batch_size: int, epo
     return makers[name]()
 
 
+def method_factory(
+    method: str,
+    n_features: int,
+    seed: int,
+    *,
+    network: str,
+    nrf_epochs: int | None,
+    batch_size: int,
+    deep_epochs: int,
+    contamination: float = 0.1,
+) -> Callable[[], Any]:
+    """A zero-argument maker of a fresh detector for ``method`` ("nrf SGLD", "nrf SGHMC" or
+    a PyOD name), all with the same ``contamination``."""
+    if method.startswith("nrf "):
+        from nrf.applications import NRFDetector
+
+        sampler = method.split()[1].lower()
+        return lambda: NRFDetector(
+            contamination, network=network, sampler=sampler, epochs=nrf_epochs, random_state=seed
+        )
+
+    def make() -> Any:
+        det = make_baseline(method, n_features, seed, batch_size=batch_size, epochs=deep_epochs)
+        det.set_params(contamination=contamination)
+        return det
+
+    return make
+
+
 def fit_and_score(
     make: Callable[[], Any], train: np.ndarray, test: np.ndarray
 ) -> tuple[Any, np.ndarray, float, float]:

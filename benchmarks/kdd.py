@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from _anomaly import BASELINE_NOTES, Progress, fit_and_score, make_baseline, select_methods, subsample
+from _anomaly import BASELINE_NOTES, Progress, fit_and_score, method_factory, select_methods, subsample
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from sklearn.preprocessing import MinMaxScaler
 
-from nrf.applications import NRFDetector
 from nrf.bench import BenchResult, markdown_table, mean_sd
 from nrf.data import load_kddcup99
 
@@ -89,19 +87,8 @@ def run(args: argparse.Namespace) -> BenchResult:
             rows = train
             if method in KERNEL_LIMIT:
                 rows = subsample(train, 2_000 if args.quick else KERNEL_LIMIT[method], seed)
-            if method.startswith("nrf"):
-                sampler = method.split()[1].lower()
-
-                def make(sampler: str = sampler, seed: int = seed) -> Any:
-                    return NRFDetector(CONTAMINATION, network="tabular", sampler=sampler, epochs=epochs,
-                                       random_state=seed)  # fmt: skip
-            else:
-
-                def make(method: str = method, seed: int = seed, width: int = train.shape[1]) -> Any:
-                    det = make_baseline(method, width, seed, batch_size=1024, epochs=10)
-                    det.set_params(contamination=CONTAMINATION)
-                    return det
-
+            make = method_factory(method, train.shape[1], seed, network="tabular", nrf_epochs=epochs,
+                                  batch_size=1024, deep_epochs=10, contamination=CONTAMINATION)  # fmt: skip
             det, scores, fit_s, score_s = fit_and_score(make, rows, test)
             predicted = (scores > det.threshold_).astype(int)
             record = {"method": method, "split": s, "fit_s": fit_s, "score_s": score_s,

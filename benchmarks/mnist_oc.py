@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from _anomaly import BASELINE_NOTES, Progress, fit_and_score, make_baseline, select_methods
+from _anomaly import BASELINE_NOTES, Progress, fit_and_score, method_factory, select_methods
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
-from nrf.applications import NRFDetector
 from nrf.applications.preprocessing import GlobalContrastNormalizer, ScalarMinMaxScaler
 from nrf.bench import BenchResult, markdown_table, mean_sd
 from nrf.data import load_mnist
@@ -91,16 +89,8 @@ def run(args: argparse.Namespace) -> BenchResult:
             for method in methods:
                 if progress.has(method, key):
                     continue
-                if method.startswith("nrf"):
-                    sampler = method.split()[1].lower()
-
-                    def make(sampler: str = sampler, seed: int = seed) -> Any:
-                        return NRFDetector(network="mnist", sampler=sampler, epochs=epochs, random_state=seed)
-                else:
-
-                    def make(method: str = method, seed: int = seed) -> Any:
-                        return make_baseline(method, 784, seed, batch_size=32, epochs=100)
-
+                make = method_factory(method, 784, seed, network="mnist", nrf_epochs=epochs,
+                                      batch_size=32, deep_epochs=100)  # fmt: skip
                 _, scores, fit_s, score_s = fit_and_score(make, train, test)
                 auroc = 100.0 * float(roc_auc_score(y, scores))
                 progress.add({"method": method, "split": key, "digit": digit, "seed": seed,

@@ -37,6 +37,7 @@ from nrf.generators import LatentGenerator, paper_generator
 from nrf.objectives import ContrastiveDivergence, InclusiveNRF, Objective
 from nrf.samplers import SGHMC, Langevin, Sampler
 from nrf.training import checkpoint as ckpt
+from nrf.training.run import resolve_device
 
 METHODS = ("inclusive", "cd")
 SAMPLERS = ("sgld", "sghmc")
@@ -217,11 +218,7 @@ class NRFDetector(BaseEstimator):
         return s
 
     def _device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' but no CUDA device is available")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
     # --- input -----------------------------------------------------------------------
 

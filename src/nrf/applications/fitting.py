@@ -50,19 +50,18 @@ class ParameterAverage:
     def __init__(self, module: torch.nn.Module, decay: float, *, warmup: bool = True) -> None:
         if isinstance(decay, bool) or not isinstance(decay, float | int) or not 0.0 < decay < 1.0:
             raise ValueError(f"ema must be a number in (0, 1) or None, got {decay!r}")
-        self.module = module
         self.decay = float(decay)
         self.warmup = warmup
         self.updates = 0
-        self.average = [p.detach().clone() for p in module.parameters()]
+        self.live = [p.detach() for p in module.parameters()]  # views: optimizers update in place
+        self.average = [p.clone() for p in self.live]
 
     @torch.no_grad()
     def update(self) -> None:
         self.updates += 1
         t = self.updates
         decay = min(self.decay, t / (t + 1)) if self.warmup else self.decay
-        live = [p.detach() for p in self.module.parameters()]
-        torch._foreach_lerp_(self.average, live, 1.0 - decay)
+        torch._foreach_lerp_(self.average, self.live, 1.0 - decay)
 
     @torch.no_grad()
     def copy_to(self, module: torch.nn.Module) -> None:
