@@ -3,7 +3,10 @@
 Every method is fitted on the same training rows and scores the same test rows; scores are
 "higher = more anomalous" (PyOD's convention, and the energy for nrf). Results are
 appended to ``<out>/<name>-progress.jsonl`` as soon as each (method, split) finishes, so a
-long run that is interrupted continues with ``--resume`` instead of starting over.
+long run that is interrupted continues with ``--resume`` instead of starting over. Each
+record carries the detector's settings (:func:`detector_settings`); on ``--resume`` a
+record counts only while they are unchanged, so a changed default (e.g. of an nrf preset)
+reruns that method and keeps the others.
 
 PyOD baselines (``pip install -e .[bench]``): settings are PyOD's defaults except where
 stated in :data:`BASELINE_NOTES` (epochs and batch sizes of the deep models, chosen so that
@@ -118,8 +121,27 @@ def fit_and_score(
     return det, scores, fit_s, score_s
 
 
+def detector_settings(detector: Any) -> dict[str, Any]:
+    """A detector's parameters as JSON values, with the resolved preset for nrf detectors
+    (whose ``None`` parameters mean "the preset's value"), without ``random_state`` (the
+    benchmarks derive it from ``--seed`` and the split)."""
+    params = {k: v for k, v in detector.get_params().items() if k != "random_state"}
+    if type(detector).__name__ == "NRFDetector":
+        from dataclasses import asdict
+
+        from nrf.applications.presets import detector_preset
+
+        params["preset"] = asdict(detector_preset(detector.network))
+    loaded: dict[str, Any] = json.loads(json.dumps(params, default=repr, sort_keys=True))
+    return loaded
+
+
 class Progress:
-    """Append-only record of finished (method, split) results; reloaded with ``resume``."""
+    """Append-only record of finished (method, split) results; reloaded with ``resume``.
+
+    Records are dicts with at least ``method``, ``split`` and ``settings``; :meth:`has` and
+    :meth:`records` only count those whose settings equal the current ones.
+    """
 
     def __init__(self, path: Path, resume: bool, config: dict[str, Any]) -> None:
         self.path = path
@@ -136,16 +158,18 @@ class Progress:
         else:
             path.write_text(json.dumps({"config": config}) + "\n")
 
-    def has(self, method: str, split: int) -> bool:
-        return (method, split) in self.done
+    def has(self, method: str, split: int, settings: dict[str, Any]) -> bool:
+        rec = self.done.get((method, split))
+        return rec is not None and rec.get("settings") == settings
 
     def add(self, record: dict[str, Any]) -> None:
         self.done[(record["method"], record["split"])] = record
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def records(self, method: str) -> list[dict[str, Any]]:
-        return [r for (m, _), r in sorted(self.done.items(), key=lambda kv: kv[0][1]) if m == method]
+    def records(self, method: str, settings: dict[str, Any]) -> list[dict[str, Any]]:
+        done = sorted(self.done.items(), key=lambda kv: kv[0][1])
+        return [r for (m, _), r in done if m == method and r.get("settings") == settings]
 
 
 def subsample(rows: np.ndarray, limit: int | None, seed: int) -> np.ndarray:

@@ -18,10 +18,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from _anomaly import BASELINE_NOTES, Progress, fit_and_score, method_factory, select_methods, subsample
+from _anomaly import (
+    BASELINE_NOTES,
+    Progress,
+    detector_settings,
+    fit_and_score,
+    method_factory,
+    select_methods,
+    subsample,
+)
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from sklearn.preprocessing import MinMaxScaler
 
@@ -72,6 +82,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     features, labels = data.features, data.labels
     config = {"epochs": epochs, "seed": args.seed, "quick": args.quick}  # splits may grow on --resume
     progress = Progress(Path(args.out) / "kdd-progress.jsonl", args.resume, config)
+    settings = {m: detector_settings(_maker(m, features.shape[1], args.seed, epochs)()) for m in methods}
     for s in range(splits):
         seed = args.seed + s
         train_idx, test_idx = _split(features.shape[0], labels, seed)
@@ -82,27 +93,34 @@ def run(args: argparse.Namespace) -> BenchResult:
         test = scaler.transform(features[test_idx]).astype(np.float32)
         y = labels[test_idx]
         for method in methods:
-            if progress.has(method, s):
+            if progress.has(method, s, settings[method]):
                 continue
             rows = train
             if method in KERNEL_LIMIT:
                 rows = subsample(train, 2_000 if args.quick else KERNEL_LIMIT[method], seed)
-            make = method_factory(method, train.shape[1], seed, network="tabular", nrf_epochs=epochs,
-                                  batch_size=1024, deep_epochs=10, contamination=CONTAMINATION)  # fmt: skip
+            make = _maker(method, train.shape[1], seed, epochs)
             det, scores, fit_s, score_s = fit_and_score(make, rows, test)
             predicted = (scores > det.threshold_).astype(int)
             record = {"method": method, "split": s, "fit_s": fit_s, "score_s": score_s,
-                      "train_rows": int(rows.shape[0]), **_metrics(y, scores, predicted)}  # fmt: skip
+                      "train_rows": int(rows.shape[0]), **_metrics(y, scores, predicted),
+                      "settings": settings[method]}  # fmt: skip
             progress.add(record)
             print(f"split {s} {method:<12} F1 {record['f1']:.4f}  AUROC {record['auroc']:.4f}  "
                   f"fit {fit_s:.1f} s", flush=True)  # fmt: skip
-    return _table(methods, progress, splits)  # every finished split, also from earlier runs
+    return _table(methods, progress, splits, settings)  # every finished split, also from earlier runs
 
 
-def _table(methods: list[str], progress: Progress, splits: int) -> BenchResult:
+def _maker(method: str, n_features: int, seed: int, epochs: int | None) -> Callable[[], Any]:
+    return method_factory(method, n_features, seed, network="tabular", nrf_epochs=epochs,
+                          batch_size=1024, deep_epochs=10, contamination=CONTAMINATION)  # fmt: skip
+
+
+def _table(
+    methods: list[str], progress: Progress, splits: int, settings: dict[str, dict[str, Any]]
+) -> BenchResult:
     rows, results = [], {}
     for method in methods:
-        recs = progress.records(method)
+        recs = progress.records(method, settings[method])
         if not recs:
             continue
         stat = {k: mean_sd([r[k] for r in recs]) for k in

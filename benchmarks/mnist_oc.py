@@ -18,10 +18,19 @@ mean over digits. Results are kept in ``OUT/mnist-oc-progress.jsonl`` (``--resum
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from _anomaly import BASELINE_NOTES, Progress, fit_and_score, method_factory, select_methods
+from _anomaly import (
+    BASELINE_NOTES,
+    Progress,
+    detector_settings,
+    fit_and_score,
+    method_factory,
+    select_methods,
+)
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
@@ -77,6 +86,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     train_set, test_set = load_mnist("train"), load_mnist("test")
     config = {"epochs": epochs, "seed": args.seed, "quick": args.quick, "preprocessing": args.preprocessing}
     progress = Progress(Path(args.out) / "mnist-oc-progress.jsonl", args.resume, config)
+    settings = {m: detector_settings(_maker(m, args.seed, epochs)()) for m in methods}
     for digit in digits:
         rows = train_set.images[train_set.labels == digit]
         if args.quick:
@@ -87,24 +97,30 @@ def run(args: argparse.Namespace) -> BenchResult:
             seed = args.seed + seed_index
             key = digit * 1000 + seed_index
             for method in methods:
-                if progress.has(method, key):
+                if progress.has(method, key, settings[method]):
                     continue
-                make = method_factory(method, 784, seed, network="mnist", nrf_epochs=epochs,
-                                      batch_size=32, deep_epochs=100)  # fmt: skip
-                _, scores, fit_s, score_s = fit_and_score(make, train, test)
+                _, scores, fit_s, score_s = fit_and_score(_maker(method, seed, epochs), train, test)
                 auroc = 100.0 * float(roc_auc_score(y, scores))
                 progress.add({"method": method, "split": key, "digit": digit, "seed": seed,
-                              "auroc": auroc, "fit_s": fit_s, "score_s": score_s})  # fmt: skip
+                              "auroc": auroc, "fit_s": fit_s, "score_s": score_s,
+                              "settings": settings[method]})  # fmt: skip
                 print(
                     f"digit {digit} seed {seed} {method:<12} AUROC {auroc:.2f}  fit {fit_s:.1f} s", flush=True
                 )
-    return _table(methods, progress, args.preprocessing)
+    return _table(methods, progress, args.preprocessing, settings)
 
 
-def _table(methods: list[str], progress: Progress, preprocessing: str) -> BenchResult:
+def _maker(method: str, seed: int, epochs: int | None) -> Callable[[], Any]:
+    return method_factory(method, 784, seed, network="mnist", nrf_epochs=epochs,
+                          batch_size=32, deep_epochs=100)  # fmt: skip
+
+
+def _table(
+    methods: list[str], progress: Progress, preprocessing: str, settings: dict[str, dict[str, Any]]
+) -> BenchResult:
     rows, results = [], {}
     for method in methods:
-        recs = progress.records(method)
+        recs = progress.records(method, settings[method])
         if not recs:
             continue
         per_digit: dict[int, list[float]] = {}

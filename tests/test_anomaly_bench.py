@@ -45,7 +45,9 @@ def test_scalar_min_max_uses_one_range_for_all_values() -> None:
 
 
 @pytest.mark.slow
-def test_kdd_benchmark_tiny_run_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kdd_benchmark_tiny_run_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "data"
     write_csv(root / "kddcup99", make_table(600).lines)
     out = tmp_path / "out"
@@ -66,3 +68,16 @@ def test_kdd_benchmark_tiny_run_and_resume(tmp_path: Path, capsys: pytest.Captur
     assert len((out / "kdd-progress.jsonl").read_text().splitlines()) == 1 + 6
     results = json.loads((out / "kdd.json").read_text())
     assert len(results["results"]["methods"]["IForest"]["per_split"]) == 3
+    # a changed nrf default invalidates only the nrf records: they rerun, IForest's are kept
+    from dataclasses import replace
+
+    from nrf.applications import presets
+
+    changed = replace(presets.DETECTOR_PRESETS["tabular"], alpha_p=0.2)
+    monkeypatch.setitem(presets.DETECTOR_PRESETS, "tabular", changed)
+    assert main([*args[:-4], "--splits", "3", "--methods", "sghmc,iforest", "--resume"]) == 0
+    lines = (out / "kdd-progress.jsonl").read_text().splitlines()
+    assert [json.loads(line)["method"] for line in lines[7:]] == ["nrf SGHMC"] * 3
+    assert json.loads(lines[-1])["settings"]["preset"]["alpha_p"] == 0.2
+    results = json.loads((out / "kdd.json").read_text())["results"]["methods"]
+    assert [r["settings"]["preset"]["alpha_p"] for r in results["nrf SGHMC"]["per_split"]] == [0.2] * 3

@@ -196,6 +196,7 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"noise_scale": -0.1}, "noise_scale must be a finite number >= 0"),
         ({"ema": 1.5}, "ema must be a number in \\(0, 1\\), 'off' or None"),
         ({"ema": "on"}, "ema must be a number in \\(0, 1\\), 'off' or None"),
+        ({"lr_schedule": "step"}, "lr_schedule must be one of \\['constant', 'cosine'\\], got 'step'"),
         ({"network": "mnist"}, "network='mnist' needs 784 features"),
     ],
 )
@@ -287,6 +288,31 @@ def test_divergence_is_an_error_naming_the_epoch() -> None:
     with pytest.raises(FitDiverged, match="epoch 1, iteration 1: non-finite energy loss"):
         fit_epochs(objective, torch.rand(8, 3), optim, epochs=1, batch_size=4,
                    generator=torch.Generator(), data_generator=torch.Generator())  # fmt: skip
+
+
+def test_cosine_schedule_anneals_both_learning_rates_to_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nrf.applications.detector as detector_module
+
+    seen: list[list[float]] = []
+    real = detector_module.fit_epochs
+
+    def spy(*args: object, **kwargs: object) -> object:
+        optimizers = args[2]
+        schedulers = kwargs["schedulers"]
+        history = real(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append([o.param_groups[0]["lr"] for o in optimizers.values()])  # type: ignore[attr-defined]
+        seen.append([s.last_epoch for s in schedulers])  # type: ignore[attr-defined]
+        return history
+
+    monkeypatch.setattr(detector_module, "fit_epochs", spy)
+    train, _, _ = blobs(n=100)
+    det = NRFDetector(lr_schedule="cosine", **{**FAST, "epochs": 3, "batch_size": 30}).fit(train)
+    assert det.n_iter_ == 9  # 3 full batches of 30 per epoch
+    assert seen[0] == pytest.approx([0.0, 0.0], abs=1e-12)  # lr (1 + cos(pi)) / 2 after the last step
+    assert seen[1] == [9, 9]
+    seen.clear()
+    NRFDetector(lr_schedule="constant", **FAST).fit(train)
+    assert seen[1] == []  # no scheduler: the constant rates of the paper
 
 
 def test_parameter_average_is_an_exponential_moving_average() -> None:

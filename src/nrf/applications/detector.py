@@ -29,7 +29,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from nrf._checks import check_choice, check_positive, check_positive_int
-from nrf.applications.fitting import ParameterAverage, fit_epochs
+from nrf.applications.fitting import ParameterAverage, fit_epochs, iterations_per_epoch
 from nrf.applications.presets import detector_preset
 from nrf.applications.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.energies import paper_potential
@@ -41,6 +41,7 @@ from nrf.training.run import resolve_device
 
 METHODS = ("inclusive", "cd")
 SAMPLERS = ("sgld", "sghmc")
+LR_SCHEDULES = ("constant", "cosine")
 FORMAT = "nrf-detector/1"
 
 
@@ -84,6 +85,11 @@ class NRFDetector(BaseEstimator):
         energy-magnitude regularizer of both phases).
     epochs, batch_size, lr, lr_generator, betas:
         Adam settings and the length of training.
+    lr_schedule:
+        ``"constant"`` (the paper) or ``"cosine"``: both learning rates follow
+        lr_t = lr (1 + cos(pi t / T)) / 2 over the T iterations of the fit
+        (:class:`torch.optim.lr_scheduler.CosineAnnealingLR`), so that the final model is
+        not a snapshot of a still-moving adversarial game; ``None`` for the preset's choice.
     ema:
         Keep the exponential moving average of the energy's parameters over the
         iterations (decay in (0, 1), e.g. 0.999) instead of the last iterate; ``"off"`` for
@@ -128,6 +134,7 @@ class NRFDetector(BaseEstimator):
         lr: float | None = None,
         lr_generator: float | None = None,
         betas: tuple[float, float] | None = None,
+        lr_schedule: str | None = None,
         ema: float | str | None = None,
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
@@ -151,6 +158,7 @@ class NRFDetector(BaseEstimator):
         self.lr = lr
         self.lr_generator = lr_generator
         self.betas = betas
+        self.lr_schedule = lr_schedule
         self.ema = ema
         self.device = device
         self.random_state = random_state
@@ -208,6 +216,8 @@ class NRFDetector(BaseEstimator):
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         s["betas"] = (float(betas[0]), float(betas[1]))
+        schedule = pick(self.lr_schedule, preset.lr_schedule)
+        s["lr_schedule"] = check_choice("lr_schedule", schedule, LR_SCHEDULES)
         if (
             self.method == "inclusive"
             and self.revision == "paper"
@@ -303,12 +313,18 @@ class NRFDetector(BaseEstimator):
         init_rows = torch.randperm(tensor.shape[0], generator=init_gen)[:1000].to(device)
         objective.initialize(tensor[init_rows])
         average = None if s["ema"] is None else ParameterAverage(objective.energy, s["ema"])
+        optimizers = self._optimizers(objective, s)
+        schedulers = []
+        if s["lr_schedule"] == "cosine":
+            total = s["epochs"] * iterations_per_epoch(tensor.shape[0], s["batch_size"])
+            cosine = torch.optim.lr_scheduler.CosineAnnealingLR
+            schedulers = [cosine(o, T_max=total) for o in optimizers.values()]
         history = fit_epochs(
-            objective, tensor, self._optimizers(objective, s),
+            objective, tensor, optimizers,
             epochs=s["epochs"], batch_size=s["batch_size"],
             generator=torch.Generator(device=device).manual_seed(seed + 2),
             data_generator=torch.Generator().manual_seed(seed + 3), verbose=bool(self.verbose),
-            average=average,
+            average=average, schedulers=schedulers,
         )  # fmt: skip
         if average is not None:
             average.copy_to(objective.energy)

@@ -8,6 +8,7 @@ memory like any scikit-learn model, and a diverged fit raises instead of rolling
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -77,6 +78,12 @@ class FitHistory:
     iterations: int = 0
 
 
+def iterations_per_epoch(n: int, batch_size: int) -> int:
+    """Batches per epoch of :func:`fit_epochs`: full batches only, or one batch of all ``n``
+    rows when ``n < batch_size``."""
+    return n // min(batch_size, n)
+
+
 def fit_epochs(
     objective: Objective,
     data: torch.Tensor,
@@ -88,16 +95,18 @@ def fit_epochs(
     data_generator: torch.Generator,
     verbose: bool = False,
     average: ParameterAverage | None = None,
+    schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler] = (),
 ) -> FitHistory:
     """Train ``objective`` for ``epochs`` passes over ``data`` (rows shuffled every epoch with
     ``data_generator``; the incomplete last batch is dropped unless it is the only one).
-    ``average`` (a :class:`ParameterAverage`) is updated after every iteration.
+    ``average`` (a :class:`ParameterAverage`) is updated and every learning-rate scheduler
+    in ``schedulers`` stepped after every iteration.
     """
     groups = objective.optimizer_groups()
     ctx = _Context(optimizers, groups, generator)
     n = data.shape[0]
     bs = min(batch_size, n)
-    per_epoch = n // bs
+    per_epoch = iterations_per_epoch(n, bs)
     history = FitHistory()
     objective.train()
     bar = tqdm(total=epochs * per_epoch, disable=not verbose, desc="fit", unit="it", leave=False)
@@ -116,6 +125,8 @@ def fit_epochs(
                     ) from None
                 if average is not None:
                     average.update()
+                for scheduler in schedulers:
+                    scheduler.step()
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
                 ctx.step += 1

@@ -60,6 +60,7 @@ class DetectorPreset:
     sgld_noise: float | str = 0.0
     sghmc_noise: float | str = "paper"
     ema: float | str | None = 0.999
+    lr_schedule: str = "constant"
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {
