@@ -196,6 +196,7 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"noise_scale": -0.1}, "noise_scale must be a finite number >= 0"),
         ({"ema": 1.5}, "ema must be a number in \\(0, 1\\), 'off' or None"),
         ({"ema": "on"}, "ema must be a number in \\(0, 1\\), 'off' or None"),
+        ({"potential_init": "random"}, "potential_init must be one of \\['data', 'unit'\\], got 'random'"),
         ({"lr_schedule": "step"}, "lr_schedule must be one of \\['constant', 'cosine'\\], got 'step'"),
         ({"network": "mnist"}, "network='mnist' needs 784 features"),
     ],
@@ -252,6 +253,21 @@ def test_noise_defaults_come_from_the_preset() -> None:
     assert fits["sghmc", 0.0].objective_.sampler.noise_scale == 0.0
     same = fits["sghmc", None].decision_scores_, fits["sghmc", "paper"].decision_scores_
     np.testing.assert_array_equal(*same)
+
+
+def test_unit_potential_init_is_the_authors_kdd_network() -> None:
+    from nrf.nn import WeightNormLinear
+
+    train, _, _ = blobs(n=100)
+    det = NRFDetector(potential_init="unit", ema="off", **FAST).fit(train)
+    layers = [m for m in det.objective_.energy.modules() if isinstance(m, WeightNormLinear)]
+    assert len(layers) == 4  # d-60-30-10-1
+    for layer in layers[:-1]:
+        assert not layer.g.requires_grad
+        torch.testing.assert_close(layer.weight.norm(dim=1), torch.ones(layer.out_features))
+    assert layers[-1].g.requires_grad
+    paper = NRFDetector(**FAST).fit(train).objective_.energy
+    assert all(m.g.requires_grad for m in paper.modules() if isinstance(m, WeightNormLinear))
 
 
 def test_ema_keeps_the_averaged_energy() -> None:

@@ -62,6 +62,11 @@ class NRFDetector(BaseEstimator):
         Your own networks instead of the preset's (an energy module mapping a batch to
         ``(batch,)`` energies; a :class:`~nrf.generators.LatentGenerator`). They are
         copied at ``fit``; the originals are never trained.
+    potential_init:
+        Weight normalization of the preset potential: ``"data"`` (data-dependent
+        initialization, trainable scales: the paper) or ``"unit"`` (no data-dependent
+        initialization, hidden scales fixed at 1, i.e. unit-norm weight rows: the authors'
+        KDDCUP99 code); ``None`` for the preset's choice. A custom ``energy`` is used as given.
     sampler:
         Revision / negative-phase sampler: ``"sgld"`` (Langevin, Eq. 7) or ``"sghmc"`` (Eq. 8).
     step_size, beta, noise_scale:
@@ -121,6 +126,7 @@ class NRFDetector(BaseEstimator):
         network: str = "tabular",
         energy: torch.nn.Module | None = None,
         generator: LatentGenerator | None = None,
+        potential_init: str | None = None,
         sampler: str = "sghmc",
         step_size: float | None = None,
         beta: float | None = None,
@@ -145,6 +151,7 @@ class NRFDetector(BaseEstimator):
         self.network = network
         self.energy = energy
         self.generator = generator
+        self.potential_init = potential_init
         self.sampler = sampler
         self.step_size = step_size
         self.beta = beta
@@ -216,6 +223,8 @@ class NRFDetector(BaseEstimator):
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         s["betas"] = (float(betas[0]), float(betas[1]))
+        init = pick(self.potential_init, preset.potential_init)
+        s["potential_init"] = check_choice("potential_init", init, ("data", "unit"))
         schedule = pick(self.lr_schedule, preset.lr_schedule)
         s["lr_schedule"] = check_choice("lr_schedule", schedule, LR_SCHEDULES)
         if (
@@ -268,7 +277,8 @@ class NRFDetector(BaseEstimator):
         if self.energy is not None:
             energy = copy.deepcopy(self.energy)
         else:
-            energy = paper_potential(preset.network, None, **wide)
+            unit = {"scale_trainable": False, "init": "unit"} if s["potential_init"] == "unit" else {}
+            energy = paper_potential(preset.network, None, **wide, **unit)
         sampler: Sampler
         if self.sampler == "sgld":
             sampler = Langevin(s["step_size"], noise_scale=s["noise_scale"])

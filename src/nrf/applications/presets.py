@@ -61,6 +61,7 @@ class DetectorPreset:
     sghmc_noise: float | str = "paper"
     ema: float | str | None = 0.999
     lr_schedule: str = "constant"
+    potential_init: str = "data"
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {

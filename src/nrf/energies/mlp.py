@@ -36,6 +36,10 @@ class MLPEnergy(Energy):
     scale_trainable:
         With weight norm, whether the hidden layers' scales g are trained (the paper) or
         fixed after the data-dependent init (the authors' toy code).
+    init:
+        With weight norm, ``"data"`` (data-dependent initialization, the paper) or
+        ``"unit"`` (none: g = 1 and b = 0, unit-norm weight rows; the authors' KDDCUP99
+        code, which also fixes the hidden scales: ``scale_trainable=False``).
 
     Examples
     --------
@@ -55,8 +59,10 @@ class MLPEnergy(Energy):
         negative_slope: float = 0.2,
         norm: str = "weight",
         scale_trainable: bool = True,
+        init: str = "data",
     ) -> None:
         super().__init__()
+        check_choice("init", init, ("data", "unit"))
         shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
         self.event_shape = check_int_sequence("event_shape", shape, allow_empty=False)
         widths = check_int_sequence("hidden", hidden)
@@ -66,7 +72,7 @@ class MLPEnergy(Energy):
         layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             last = i == len(sizes) - 2
-            layers.append(_dense(n_in, n_out, norm, scale_trainable or last))
+            layers.append(_dense(n_in, n_out, norm, scale_trainable or last, init == "data"))
             if not last:
                 layers.append(make_activation(activation, negative_slope))
         self.net = nn.Sequential(*layers)
@@ -75,9 +81,9 @@ class MLPEnergy(Energy):
         return self.net(self._flat_batch(x)).squeeze(-1)
 
 
-def _dense(n_in: int, n_out: int, norm: str, scale_trainable: bool) -> nn.Module:
+def _dense(n_in: int, n_out: int, norm: str, scale_trainable: bool, data_init: bool = True) -> nn.Module:
     if norm == "weight":
-        return WeightNormLinear(n_in, n_out, scale_trainable=scale_trainable)
+        return WeightNormLinear(n_in, n_out, scale_trainable=scale_trainable, data_init=data_init)
     if norm == "spectral":
         return _spectral_norm(nn.Linear(n_in, n_out))
     return nn.Linear(n_in, n_out)

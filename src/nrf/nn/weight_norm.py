@@ -13,7 +13,9 @@ so that every pre-activation starts with mean 0 and standard deviation ``s``
 
 The networks of the Inclusive-NRF paper (Tables VI-IX) use these layers; its authors'
 code keeps the hidden scales ``g`` fixed after the initialization in the toy experiment,
-which ``scale_trainable=False`` reproduces.
+which ``scale_trainable=False`` reproduces. Their KDDCUP99 code skips the data-dependent
+initialization (g = 1, b = 0: unit-norm weight rows) and keeps the hidden scales at 1:
+``data_init=False`` with ``scale_trainable=False``.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ class _WeightNorm(nn.Module):
         bias: bool,
         scale_trainable: bool,
         init_scale: float,
+        data_init: bool = True,
     ) -> None:
         self.init_scale = check_positive("init_scale", init_scale)
+        self.data_init = bool(data_init)
         self.v = nn.Parameter(torch.randn(v_shape) * _V_INIT_STD)
         self.g = nn.Parameter(torch.ones(out_features), requires_grad=scale_trainable)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
@@ -149,11 +153,12 @@ class WeightNormLinear(_WeightNorm):
         *,
         scale_trainable: bool = True,
         init_scale: float = 1.0,
+        data_init: bool = True,
     ) -> None:
         super().__init__()
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
-        self._setup((out_features, in_features), out_features, bias, scale_trainable, init_scale)
+        self._setup((out_features, in_features), out_features, bias, scale_trainable, init_scale, data_init)
 
     def _apply_weight(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return F.linear(x, weight, bias)
@@ -254,16 +259,19 @@ def data_dependent_init(module: nn.Module, *inputs: Any) -> nn.Module:
 
     Batch-norm layers use batch statistics during the pass and
     their running statistics are restored afterwards, so the call changes only the
-    weight-norm parameters. Returns ``module``.
+    weight-norm parameters. Layers built with ``data_init=False`` keep their scale and
+    bias (the call does nothing when no layer asks for it). Returns ``module``.
 
     Raises
     ------
     ValueError
         If ``module`` has no weight-normalized layer, or if the pass does not reach one.
     """
-    layers = list(weight_norm_layers(module))
-    if not layers:
+    layers = [layer for layer in weight_norm_layers(module) if layer.data_init]
+    if not any(True for _ in weight_norm_layers(module)):
         raise ValueError(f"module {type(module).__name__} has no weight-normalized layer to initialize")
+    if not layers:
+        return module
     bn_state = {
         name: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
         for name, m in module.named_modules()
