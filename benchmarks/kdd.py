@@ -10,7 +10,7 @@ Metrics with the anomaly class positive: precision, recall and F1 when the 20 % 
 test scores are marked as anomalies (the published protocol, which uses the test set's
 anomaly rate), AUROC, and F1 of the train-threshold rule (``predict``: the score above the
 95th percentile of the training scores, contamination 0.05), which needs nothing from
-the test set. nrf rows are the **final** model after the preset's 30 epochs (no
+the test set. nrf rows are the **final** model after the preset's 15 epochs (no
 selection on test data); the paper's authors picked the best epoch on the test set.
 """
 
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", type=int, default=None, help="random splits (default 20, quick 2)")
     parser.add_argument("--root", default=None, help="data root (default: $NRF_DATA_DIR, ~/.cache/nrf)")
     parser.add_argument("--methods", default="all", help="comma-separated: sgld,sghmc and PyOD names")
-    parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 30)")
+    parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 15)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/kdd-progress.jsonl")
 
 
@@ -126,7 +126,7 @@ def _table(
         stat = {k: mean_sd([r[k] for r in recs]) for k in
                 ("precision", "recall", "f1", "auroc", "f1_train_threshold", "fit_s", "score_s")}  # fmt: skip
         paper = PAPER.get(method)
-        note = BASELINE_NOTES.get(method, "final model, 30 epochs")
+        note = BASELINE_NOTES.get(method, "final model, 15 epochs, cosine lr, noiseless revision")
         if method in KERNEL_LIMIT:
             note += f", {recs[0]['train_rows']} training rows"
         rows.append([

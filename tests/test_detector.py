@@ -247,12 +247,15 @@ def test_noise_defaults_come_from_the_preset() -> None:
         for sampler in ("sgld", "sghmc")
         for noise in (None, "paper", 0.0)
     }
-    assert fits["sgld", None].objective_.sampler.noise_scale == 0.0  # the authors' noiseless SGLD
-    assert fits["sghmc", None].objective_.sampler.noise_scale is None  # the paper's sqrt(2 beta delta)
-    assert fits["sgld", "paper"].objective_.sampler.noise_scale is None
-    assert fits["sghmc", 0.0].objective_.sampler.noise_scale == 0.0
-    same = fits["sghmc", None].decision_scores_, fits["sghmc", "paper"].decision_scores_
-    np.testing.assert_array_equal(*same)
+    assert (
+        fits["sgld", None].objective_.sampler.noise_scale == 0.0
+    )  # tabular: the authors' noiseless revision
+    assert fits["sghmc", None].objective_.sampler.noise_scale == 0.0
+    assert fits["sgld", "paper"].objective_.sampler.noise_scale is None  # the paper's sqrt(2 delta)
+    assert fits["sghmc", "paper"].objective_.sampler.noise_scale is None
+    np.testing.assert_array_equal(fits["sghmc", None].decision_scores_, fits["sghmc", 0.0].decision_scores_)
+    assert NRFDetector(network="mnist", sampler="sghmc")._settings()["noise_scale"] is None
+    assert NRFDetector(network="mnist", sampler="sgld")._settings()["noise_scale"] == 0.0
 
 
 def test_unit_potential_init_is_the_authors_kdd_network() -> None:

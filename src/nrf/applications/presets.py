@@ -4,30 +4,40 @@
 preset      networks and settings                                                source
 ==========  ===================================================================  ==========
 tabular     potential d-60-30-10-1 tanh (weight norm); generator h(5) -> 10, 30,   Table VII
-            60 tanh BN -> d; batch 1024, 30 epochs, Adam(0.5, 0.999), lr 1e-4 /   (KDDCUP99)
-            3e-4, L = 10, alpha_p = 0.1; SGLD step 0.003, SGHMC beta 0.3 step 0.03
+            60 tanh BN -> d; batch 1024, 30 epochs (15 here, see below),          (KDDCUP99)
+            Adam(0.5, 0.999), lr 1e-4 / 3e-4, L = 10, alpha_p = 0.1; SGLD step
+            0.003, SGHMC beta 0.3 step 0.03
 mnist       potential 784-1000-500-250-250-250-1 leaky ReLU (WN); generator      Table VIII
             h(100) -> 500, 500 softplus BN -> 784 sigmoid; batch 100, 50 epochs,  (MNIST)
             Adam(0, 0.9), lr 3e-3 / 1e-3, L = 20, alpha_p = 1; SGLD step 0.001,
             SGHMC beta 0.5 step 0.003
 ==========  ===================================================================  ==========
 
-Revision noise (not in the tables): SGHMC uses the paper's sqrt(2 beta delta), SGLD the
-authors' noiseless step (their code's default). On a KDDCUP99 validation split (not one of
-the benchmark's splits) SGLD with the paper's sqrt(2 delta) collapsed after 4 of 12 epochs
-(test-protocol F1 0.87 -> 0.48, AUROC 0.98 -> 0.47) while the noiseless one stayed at F1
-0.82-0.95; SGHMC with the paper's noise was the steadiest (F1 0.91-0.95, 0.937 at epoch
-12), the noiseless SGHMC swung between 0.71 and 0.95.
+Departures from the tables (``tabular``), chosen on validation data only: the training half
+of two random 50/50 splits that are not among the benchmark's (``RandomState(55555)`` and
+``RandomState(987654)``), 80 % of its attack rows for training and the other 20 % plus
+"normal." rows of the same half (a fifth of the validation rows) for the top-20 % F1:
 
-Averaging (``ema = 0.999``, not in the paper): the detector keeps the exponential moving
-average of the potential's parameters. Over 30 epochs on the same validation split the
-last iterate swung and collapsed late (SGHMC: 0.93 at epoch 20, 0.77 at epoch 30; SGLD:
-between 0.33 and 0.96), while the average ended at 0.919 (SGHMC) and 0.962 (SGLD). On a
-second validation split the average of SGHMC with the paper's noise ended at 0.939, while
-noiseless SGHMC collapsed after epoch 16 (last iterate 0.26-0.93, average 0.43-0.88),
-also with the energy regularizer on both phases (``control="both"``). Training is not
-stable on every split: see the README's KDDCUP99 results. The MNIST preset uses the same
-settings without a separate validation.
+* Noiseless revision for both samplers (the authors' code; the paper's noise is
+  sqrt(2 delta) for SGLD and sqrt(2 beta delta) for SGHMC). With the paper's noise the
+  SGHMC samples are noise-dominated (median distance to the nearest training row about
+  13 in min-max units, F1 bimodal over seeds: 0.949, 0.947, 0.770, 0.417 and 0.707 with
+  the cosine schedule below); without it, F1 0.932, 0.935, 0.946, 0.943 (4 seeds).
+* ``lr_schedule = "cosine"`` and 15 epochs instead of a constant rate for 30 epochs: with
+  constant rates the last iterate kept swinging (F1 0.41-0.97 from epoch to epoch, with
+  collapses lasting whole epochs); annealed, the last epochs move by less than 0.01 and
+  15 epochs end where 30 do (SGLD: 0.922 vs 0.905, SGHMC 0.935 vs 0.947 for one seed),
+  at half the cost. Final F1 over 6 seeds x splits, SGLD: 0.922-0.955 (mean 0.938).
+* ``ema = 0.999``: the detector keeps the moving average of the potential's parameters;
+  with the annealed rates it changes the final F1 by less than 0.01 either way.
+
+Known limitation: the generator does not reach the data. Revised samples stay far from
+every training row (median nearest-row distance 12-18, while training rows lie in
+[0, 1]^118 and most of their coordinates are 0), so the potential separates the data
+from off-manifold samples and its ranking inside the data region comes from
+extrapolation; the seed-to-seed spread above comes from there. The MNIST preset keeps
+the tables' settings (paper noise for SGHMC, noiseless SGLD, constant rates); it has no
+validation yet.
 
 ``tabular`` adapts its input and output widths to the number of features it is fitted
 on; ``mnist`` needs 784 features (28 x 28 images, flattened or not).
@@ -65,7 +75,23 @@ class DetectorPreset:
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {
-    "tabular": DetectorPreset("kdd", None, 1024, 30, 1e-4, 3e-4, (0.5, 0.999), 10, 0.1, 0.003, 0.03, 0.3),
+    "tabular": DetectorPreset(
+        network="kdd",
+        event_shape=None,
+        batch_size=1024,
+        epochs=15,
+        lr=1e-4,
+        lr_generator=3e-4,
+        betas=(0.5, 0.999),
+        revision_steps=10,
+        alpha_p=0.1,
+        sgld_step=0.003,
+        sghmc_step=0.03,
+        sghmc_beta=0.3,
+        sgld_noise=0.0,
+        sghmc_noise=0.0,
+        lr_schedule="cosine",
+    ),
     "mnist": DetectorPreset(
         "mnist", (1, 28, 28), 100, 50, 3e-3, 1e-3, (0.0, 0.9), 20, 1.0, 0.001, 0.003, 0.5
     ),
@@ -76,7 +102,7 @@ def detector_preset(name: str) -> DetectorPreset:
     """The preset called ``name`` (``"tabular"`` or ``"mnist"``).
 
     >>> detector_preset("tabular").epochs
-    30
+    15
     """
     check_choice("network", name, list(DETECTOR_PRESETS))
     return DETECTOR_PRESETS[name]
