@@ -81,3 +81,27 @@ def test_kdd_benchmark_tiny_run_and_resume(
     assert json.loads(lines[-1])["settings"]["preset"]["alpha_p"] == 0.2
     results = json.loads((out / "kdd.json").read_text())["results"]["methods"]
     assert [r["settings"]["preset"]["alpha_p"] for r in results["nrf SGHMC"]["per_split"]] == [0.2] * 3
+
+
+@pytest.mark.slow
+def test_kdd_validation_protocol_never_scores_the_test_half(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_csv(root / "kddcup99", make_table(600).lines)
+    out = tmp_path / "out"
+    assert main(["bench", "kdd", "--quick", "--validate", "--out", str(out), "--root", str(root),
+                 "--splits", "1", "--methods", "iforest"]) == 0  # fmt: skip
+    assert (out / "kdd-validation-progress.jsonl").is_file()
+    assert json.loads((out / "kdd.json").read_text())["results"]["validate"] is True
+    import kdd  # importable now: the bench runner put benchmarks/ on the path
+
+    labels = np.r_[np.zeros(800, dtype=np.int64), np.ones(200, dtype=np.int64)]
+    np.random.RandomState(1).shuffle(labels)
+    train, scored = kdd._validation_split(1000, labels, 7)
+    _, test = kdd._split(1000, labels, 7)
+    half = np.setdiff1d(np.arange(1000), test)
+    assert set(train) | set(scored) <= set(half)
+    assert not set(train) & set(scored)
+    assert (labels[train] == 0).all()
+    attacks = int((labels[half] == 0).sum())
+    assert len(train) == int(0.8 * attacks)
+    assert int(labels[scored].sum()) == (attacks - len(train)) // 4
