@@ -141,7 +141,7 @@ def _table(
 ) -> BenchResult:
     rows, results = [], {}
     for method in methods:
-        recs = progress.records(method, settings[method])
+        recs = [r for r in progress.records(method, settings[method]) if r["split"] < splits]
         if not recs:
             continue
         stat = {k: mean_sd([r[k] for r in recs]) for k in
