@@ -196,7 +196,14 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"noise_scale": -0.1}, "noise_scale must be a finite number >= 0"),
         ({"ema": 1.5}, "ema must be a number in \\(0, 1\\), 'off' or None"),
         ({"ema": "on"}, "ema must be a number in \\(0, 1\\), 'off' or None"),
-        ({"potential_init": "random"}, "potential_init must be one of \\['data', 'unit'\\], got 'random'"),
+        ({"potential_init": "random"}, "potential_init must be one of \\['data', 'data-fixed', 'unit'\\]"),
+        ({"optimizer": "sgd"}, "optimizer must be one of \\['adam', 'rmsprop'\\], got 'sgd'"),
+        (
+            {"clamp": (1.0, 0.0)},
+            "clamp must be .* 'off' or None, got \\(1.0, 0.0\\)",
+        ),
+        ({"clamp": (0.0, float("inf"))}, "clamp must be \\(low, high\\)"),
+        ({"clamp": "on"}, "clamp must be \\(low, high\\)"),
         ({"lr_schedule": "step"}, "lr_schedule must be one of \\['constant', 'cosine'\\], got 'step'"),
         ({"network": "mnist"}, "network='mnist' needs 784 features"),
     ],
@@ -271,6 +278,31 @@ def test_unit_potential_init_is_the_authors_kdd_network() -> None:
     assert layers[-1].g.requires_grad
     paper = NRFDetector(**FAST).fit(train).objective_.energy
     assert all(m.g.requires_grad for m in paper.modules() if isinstance(m, WeightNormLinear))
+
+
+def test_authors_mnist_options_rmsprop_clamp_fixed_scales(tmp_path: pytest.TempPathFactory) -> None:
+    from nrf.nn import WeightNormLinear
+
+    train, test, _ = blobs(n=100)
+    det = NRFDetector(optimizer="rmsprop", clamp=(0, 1), potential_init="data-fixed", **FAST)
+    det.fit(train)
+    assert det.objective_.sampler.clamp == (0.0, 1.0)
+    layers = [m for m in det.objective_.energy.modules() if isinstance(m, WeightNormLinear)]
+    assert [layer.g.requires_grad for layer in layers] == [False, False, False, True]
+    assert not torch.allclose(layers[0].g, torch.ones_like(layers[0].g))  # initialized from the data
+    opt = det._optimizers(det.objective_, det._settings())
+    assert all(isinstance(o, torch.optim.RMSprop) for o in opt.values())
+    assert opt["energy"].defaults["alpha"] == 0.9
+    assert opt["energy"].defaults["eps"] == 1e-6
+    x = torch.full((4, 6), 3.0)
+    revised, _ = det.objective_.revise(x, torch.zeros(4, 2))
+    assert float(revised.max()) <= 1.0
+    assert float(revised.min()) >= 0.0
+    det.save(tmp_path / "rms")
+    back = NRFDetector.load(tmp_path / "rms")
+    assert back.clamp == (0, 1)
+    np.testing.assert_array_equal(back.decision_function(test), det.decision_function(test))
+    assert NRFDetector(clamp="off", **FAST).fit(train).objective_.sampler.clamp is None
 
 
 def test_ema_keeps_the_averaged_energy() -> None:

@@ -42,7 +42,26 @@ from nrf.training.run import resolve_device
 METHODS = ("inclusive", "cd")
 SAMPLERS = ("sgld", "sghmc")
 LR_SCHEDULES = ("constant", "cosine")
+# potential_init -> arguments of the preset potential's constructor
+POTENTIAL_INITS: dict[str, dict[str, Any]] = {
+    "data": {},
+    "data-fixed": {"scale_trainable": False},
+    "unit": {"scale_trainable": False, "init": "unit"},
+}
 FORMAT = "nrf-detector/1"
+
+
+def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
+    """The revision box: ``value`` (the argument ``given`` or the preset's) as floats."""
+    if value is None or value == "off":
+        return None
+    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    ok = ok and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    if not ok or not value[0] < value[1]:
+        raise ValueError(f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}")
+    return float(value[0]), float(value[1])
 
 
 class NRFDetector(BaseEstimator):
@@ -64,9 +83,11 @@ class NRFDetector(BaseEstimator):
         copied at ``fit``; the originals are never trained.
     potential_init:
         Weight normalization of the preset potential: ``"data"`` (data-dependent
-        initialization, trainable scales: the paper) or ``"unit"`` (no data-dependent
-        initialization, hidden scales fixed at 1, i.e. unit-norm weight rows: the authors'
-        KDDCUP99 code); ``None`` for the preset's choice. A custom ``energy`` is used as given.
+        initialization, trainable scales: the paper), ``"data-fixed"`` (the same
+        initialization, hidden scales then fixed: the authors' MNIST code) or ``"unit"`` (no
+        data-dependent initialization, hidden scales fixed at 1, i.e. unit-norm weight rows:
+        the authors' KDDCUP99 code); ``None`` for the preset's choice. A custom ``energy``
+        is used as given.
     sampler:
         Revision / negative-phase sampler: ``"sgld"`` (Langevin, Eq. 7) or ``"sghmc"`` (Eq. 8).
     step_size, beta, noise_scale:
@@ -89,7 +110,14 @@ class NRFDetector(BaseEstimator):
         Weight of the potential-control loss alpha_p mean E(x_data)^2 (for ``"cd"``, the
         energy-magnitude regularizer of both phases).
     epochs, batch_size, lr, lr_generator, betas:
-        Adam settings and the length of training.
+        Optimizer settings and the length of training (``betas`` for Adam only).
+    optimizer:
+        ``"adam"`` (the paper's tables) or ``"rmsprop"`` (the authors' MNIST code: RMSprop
+        with decay 0.9 and epsilon 1e-6); ``None`` for the preset's choice.
+    clamp:
+        ``(low, high)``: project the revised samples onto this box after every revision
+        step (the authors' MNIST code clips pixels to ``(0, 1)``); ``"off"``; ``None`` for
+        the preset's choice (no clamp in either preset).
     lr_schedule:
         ``"constant"`` (the paper) or ``"cosine"``: both learning rates follow
         lr_t = lr (1 + cos(pi t / T)) / 2 over the T iterations of the fit
@@ -140,6 +168,8 @@ class NRFDetector(BaseEstimator):
         lr: float | None = None,
         lr_generator: float | None = None,
         betas: tuple[float, float] | None = None,
+        optimizer: str | None = None,
+        clamp: tuple[float, float] | str | None = None,
         lr_schedule: str | None = None,
         ema: float | str | None = None,
         device: str = "cpu",
@@ -165,6 +195,8 @@ class NRFDetector(BaseEstimator):
         self.lr = lr
         self.lr_generator = lr_generator
         self.betas = betas
+        self.optimizer = optimizer
+        self.clamp = clamp
         self.lr_schedule = lr_schedule
         self.ema = ema
         self.device = device
@@ -224,7 +256,10 @@ class NRFDetector(BaseEstimator):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         s["betas"] = (float(betas[0]), float(betas[1]))
         init = pick(self.potential_init, preset.potential_init)
-        s["potential_init"] = check_choice("potential_init", init, ("data", "unit"))
+        s["potential_init"] = check_choice("potential_init", init, list(POTENTIAL_INITS))
+        optimizer = pick(self.optimizer, preset.optimizer)
+        s["optimizer"] = check_choice("optimizer", optimizer, ("adam", "rmsprop"))
+        s["clamp"] = _check_clamp(self.clamp, pick(self.clamp, preset.clamp))
         schedule = pick(self.lr_schedule, preset.lr_schedule)
         s["lr_schedule"] = check_choice("lr_schedule", schedule, LR_SCHEDULES)
         if (
@@ -277,13 +312,12 @@ class NRFDetector(BaseEstimator):
         if self.energy is not None:
             energy = copy.deepcopy(self.energy)
         else:
-            unit = {"scale_trainable": False, "init": "unit"} if s["potential_init"] == "unit" else {}
-            energy = paper_potential(preset.network, None, **wide, **unit)
+            energy = paper_potential(preset.network, None, **wide, **POTENTIAL_INITS[s["potential_init"]])
         sampler: Sampler
         if self.sampler == "sgld":
-            sampler = Langevin(s["step_size"], noise_scale=s["noise_scale"])
+            sampler = Langevin(s["step_size"], noise_scale=s["noise_scale"], clamp=s["clamp"])
         else:
-            sampler = SGHMC(s["step_size"], s["beta"], noise_scale=s["noise_scale"])
+            sampler = SGHMC(s["step_size"], s["beta"], noise_scale=s["noise_scale"], clamp=s["clamp"])
         if self.method == "cd":
             return ContrastiveDivergence(energy, sampler, s["steps"], "data", alpha=s["alpha_p"])
         if self.generator is not None:
@@ -296,10 +330,13 @@ class NRFDetector(BaseEstimator):
 
     def _optimizers(self, objective: Objective, s: dict[str, Any]) -> dict[str, torch.optim.Optimizer]:
         lrs = {"energy": s["lr"], "generator": s["lr_generator"]}
-        return {
-            group: torch.optim.Adam(params, lr=lrs[group], betas=s["betas"])
-            for group, params in objective.optimizer_groups().items()
-        }
+
+        def make(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+            if s["optimizer"] == "rmsprop":
+                return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-6)
+            return torch.optim.Adam(params, lr=lr, betas=s["betas"])
+
+        return {group: make(params, lrs[group]) for group, params in objective.optimizer_groups().items()}
 
     # --- fitting ---------------------------------------------------------------------
 
@@ -440,8 +477,9 @@ class NRFDetector(BaseEstimator):
         if state.get("detector") != FORMAT:
             raise ValueError(f"{path}: not a saved NRFDetector (detector format {state.get('detector')!r})")
         params = dict(state["params"])
-        if params.get("betas") is not None:
-            params["betas"] = tuple(params["betas"])
+        for key in ("betas", "clamp"):
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
         given = {"energy": energy, "generator": generator}
         for name in state["custom_networks"]:
             if given[name] is None:

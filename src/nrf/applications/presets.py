@@ -75,6 +75,8 @@ class DetectorPreset:
     ema: float | str | None = 0.999
     lr_schedule: str = "constant"
     potential_init: str = "data"
+    optimizer: str = "adam"
+    clamp: tuple[float, float] | None = None
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {
