@@ -104,8 +104,9 @@ class NRFDetector(BaseEstimator):
         the Table VII SGHMC step 0.03 it diverged at sigma = 0.1, and at sigma = 0.5 a fit
         took 3x longer for the same F1 (0.913 vs 0.909 after 3 epochs on one split).
     sigma:
-        Output noise of the generator q(x | h) (0: deterministic, the authors' code; must
-        be > 0 for ``revision="paper"``).
+        Output noise of the generator q(x | h): 0 (deterministic, the authors' KDDCUP99
+        code), 0.1 (their MNIST code, which starts the revision from g(h) + 0.1 noise);
+        must be > 0 for ``revision="paper"``; ``None`` for the preset's choice.
     alpha_p:
         Weight of the potential-control loss alpha_p mean E(x_data)^2 (for ``"cd"``, the
         energy-magnitude regularizer of both phases).
@@ -161,7 +162,7 @@ class NRFDetector(BaseEstimator):
         noise_scale: float | str | None = None,
         revision_steps: int | None = None,
         revision: str = "x-only",
-        sigma: float = 0.0,
+        sigma: float | None = None,
         alpha_p: float | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
@@ -232,7 +233,7 @@ class NRFDetector(BaseEstimator):
             "batch_size": check_positive_int("batch_size", pick(self.batch_size, preset.batch_size)),
             "lr": check_positive("lr", pick(self.lr, preset.lr)),
             "lr_generator": check_positive("lr_generator", pick(self.lr_generator, preset.lr_generator)),
-            "sigma": check_positive("sigma", self.sigma, allow_zero=True),
+            "sigma": check_positive("sigma", pick(self.sigma, preset.sigma), allow_zero=True),
         }  # fmt: skip
         if s["beta"] > 1.0:
             raise ValueError(f"beta must be in (0, 1], got {self.beta!r}")

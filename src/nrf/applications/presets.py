@@ -77,6 +77,7 @@ class DetectorPreset:
     potential_init: str = "data"
     optimizer: str = "adam"
     clamp: tuple[float, float] | None = None
+    sigma: float = 0.0
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {
