@@ -261,8 +261,14 @@ def test_noise_defaults_come_from_the_preset() -> None:
     assert fits["sgld", "paper"].objective_.sampler.noise_scale is None  # the paper's sqrt(2 delta)
     assert fits["sghmc", "paper"].objective_.sampler.noise_scale is None
     np.testing.assert_array_equal(fits["sghmc", None].decision_scores_, fits["sghmc", 0.0].decision_scores_)
-    assert NRFDetector(network="mnist", sampler="sghmc")._settings()["noise_scale"] is None
-    assert NRFDetector(network="mnist", sampler="sgld")._settings()["noise_scale"] == 0.0
+    mnist = NRFDetector(network="mnist", sampler="sghmc")._settings()  # the authors' MNIST code
+    assert (mnist["noise_scale"], mnist["optimizer"], mnist["clamp"], mnist["sigma"]) == (
+        0.0,
+        "rmsprop",
+        (0.0, 1.0),
+        0.1,
+    )
+    assert mnist["potential_init"] == "data-fixed"
 
 
 def test_unit_potential_init_is_the_authors_kdd_network() -> None:
