@@ -26,7 +26,7 @@ of two random 50/50 splits that are not among the benchmark's (``RandomState(555
 * ``lr_schedule = "cosine"`` and 15 epochs instead of a constant rate for 30 epochs: with
   constant rates the last iterate kept swinging (F1 0.41-0.97 from epoch to epoch, with
   collapses lasting whole epochs); annealed, the last epochs move by less than 0.01 and
-  15 epochs end where 30 do (SGLD: 0.922 vs 0.905, SGHMC 0.935 vs 0.947 for one seed),
+  15 epochs end where 30 do (one seed: SGLD 0.922 vs 0.905, SGHMC with the paper's noise 0.935 vs 0.947),
   at half the cost. Final F1 over 6 seeds x splits, SGLD: 0.922-0.955 (mean 0.938).
 * ``ema = 0.999``: the detector keeps the moving average of the potential's parameters;
   with the annealed rates it changes the final F1 by less than 0.01 either way.
