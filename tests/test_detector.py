@@ -205,6 +205,7 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"clamp": (0.0, float("inf"))}, "clamp must be \\(low, high\\)"),
         ({"clamp": "on"}, "clamp must be \\(low, high\\)"),
         ({"lr_schedule": "step"}, "lr_schedule must be one of \\['constant', 'cosine'\\], got 'step'"),
+        ({"control": "samples"}, "control must be one of \\['data', 'both'\\], got 'samples'"),
         ({"network": "mnist"}, "network='mnist' needs 784 features"),
     ],
 )
@@ -269,6 +270,16 @@ def test_noise_defaults_come_from_the_preset() -> None:
         0.1,
     )
     assert mnist["potential_init"] == "data-fixed"
+
+
+def test_control_reaches_the_objective() -> None:
+    train, _, _ = blobs(n=100)
+    paper = NRFDetector(network="mnist")._settings()["control"]
+    both = NRFDetector(control="both", **FAST).fit(train)
+    data = NRFDetector(control="data", **FAST).fit(train)
+    assert (paper, both.objective_.control, data.objective_.control) == ("data", "both", "data")
+    # the extra term changes the potential's updates, hence the scores
+    assert not np.allclose(both.decision_scores_, data.decision_scores_)
 
 
 def test_unit_potential_init_is_the_authors_kdd_network() -> None:

@@ -42,6 +42,7 @@ from nrf.training.run import resolve_device
 METHODS = ("inclusive", "cd")
 SAMPLERS = ("sgld", "sghmc")
 LR_SCHEDULES = ("constant", "cosine")
+CONTROLS = ("data", "both")
 # potential_init -> arguments of the preset potential's constructor
 POTENTIAL_INITS: dict[str, dict[str, Any]] = {
     "data": {},
@@ -110,6 +111,11 @@ class NRFDetector(BaseEstimator):
     alpha_p:
         Weight of the potential-control loss alpha_p mean E(x_data)^2 (for ``"cd"``, the
         energy-magnitude regularizer of both phases).
+    control:
+        Where the potential-control loss applies (``method="inclusive"``): ``"data"``
+        (alpha_p mean E(x_data)^2, the paper) or ``"both"`` (alpha_p (mean E(x_data)^2 +
+        mean E(x_revised)^2), IGEBM's regularizer, which also bounds the energy of the
+        revised samples and so the data-sample energy gap); ``None`` for the preset's choice.
     epochs, batch_size, lr, lr_generator, betas:
         Optimizer settings and the length of training (``betas`` for Adam only).
     optimizer:
@@ -118,7 +124,7 @@ class NRFDetector(BaseEstimator):
     clamp:
         ``(low, high)``: project the revised samples onto this box after every revision
         step (the authors' MNIST code clips pixels to ``(0, 1)``); ``"off"``; ``None`` for
-        the preset's choice (no clamp in either preset).
+        the preset's choice (``(0, 1)`` for ``"mnist"``, none for ``"tabular"``).
     lr_schedule:
         ``"constant"`` (the paper) or ``"cosine"``: both learning rates follow
         lr_t = lr (1 + cos(pi t / T)) / 2 over the T iterations of the fit
@@ -164,6 +170,7 @@ class NRFDetector(BaseEstimator):
         revision: str = "x-only",
         sigma: float | None = None,
         alpha_p: float | None = None,
+        control: str | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
         lr: float | None = None,
@@ -191,6 +198,7 @@ class NRFDetector(BaseEstimator):
         self.revision = revision
         self.sigma = sigma
         self.alpha_p = alpha_p
+        self.control = control
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -261,6 +269,7 @@ class NRFDetector(BaseEstimator):
         optimizer = pick(self.optimizer, preset.optimizer)
         s["optimizer"] = check_choice("optimizer", optimizer, ("adam", "rmsprop"))
         s["clamp"] = _check_clamp(self.clamp, pick(self.clamp, preset.clamp))
+        s["control"] = check_choice("control", pick(self.control, preset.control), CONTROLS)
         schedule = pick(self.lr_schedule, preset.lr_schedule)
         s["lr_schedule"] = check_choice("lr_schedule", schedule, LR_SCHEDULES)
         if (
@@ -326,8 +335,9 @@ class NRFDetector(BaseEstimator):
         else:
             generator = paper_generator(preset.network, None, **wide, sigma=s["sigma"])
         return InclusiveNRF(
-            energy, generator, sampler, s["steps"], revision=self.revision, alpha_p=s["alpha_p"]
-        )
+            energy, generator, sampler, s["steps"],
+            revision=self.revision, alpha_p=s["alpha_p"], control=s["control"],
+        )  # fmt: skip
 
     def _optimizers(self, objective: Objective, s: dict[str, Any]) -> dict[str, torch.optim.Optimizer]:
         lrs = {"energy": s["lr"], "generator": s["lr_generator"]}

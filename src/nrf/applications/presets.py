@@ -81,6 +81,7 @@ class DetectorPreset:
     optimizer: str = "adam"
     clamp: tuple[float, float] | None = None
     sigma: float = 0.0
+    control: str = "data"
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {
