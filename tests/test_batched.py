@@ -61,6 +61,19 @@ def test_models_do_not_share_gradients() -> None:
             assert p.grad[1:].abs().sum() == 0
 
 
+def test_batched_unit_init_and_preset_overrides() -> None:
+    energy = paper_potential("kdd", n_models=2, event_shape=(20,), init="unit", scale_trainable=False)
+    assert energy.event_shape == (20,)
+    x = torch.rand(2 * 32, 20, generator=_gen(3))
+    data_dependent_init(energy, x)  # no layer asks for it: unit rows, zero biases stay
+    layers = [m for m in energy.modules() if isinstance(m, BatchedWeightNormLinear)]
+    assert [layer.data_init for layer in layers] == [False] * 4
+    torch.testing.assert_close(layers[0].weight.norm(dim=2), torch.ones(2, 60), atol=1e-3, rtol=0)
+    assert float(layers[0].bias.abs().sum()) == 0.0
+    single = energy.model(1)
+    torch.testing.assert_close(single(x[32:]), energy(x)[32:], atol=1e-5, rtol=1e-5)
+
+
 def test_presets_refuse_batching_conv_networks() -> None:
     with pytest.raises(ValueError, match="only the MLP presets"):
         paper_potential("cifar", n_models=2)

@@ -134,6 +134,14 @@ class NRFDetector(BaseEstimator):
         Keep the exponential moving average of the energy's parameters over the
         iterations (decay in (0, 1), e.g. 0.999) instead of the last iterate; ``"off"`` for
         the last iterate; ``None`` for the preset's choice.
+    n_estimators:
+        Independently initialized models trained side by side as one batched network
+        (:class:`~nrf.energies.BatchedMLPEnergy`, one block of each batch per model, each
+        model with its own data order and sampler noise); preset networks only. With more
+        than one, the anomaly score is the mean over the models of their standardized
+        energies, (E_k(x) - m_k) / s_k with m_k, s_k the mean and standard deviation of
+        model k's energies on the training rows; with one, the energy itself. A fit costs
+        about ``n_estimators`` times one, less the per-operation overhead of small networks.
     device:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     random_state:
@@ -144,7 +152,10 @@ class NRFDetector(BaseEstimator):
     Attributes
     ----------
     decision_scores_, threshold_, labels_:
-        Training energies, the outlier threshold and the training labels (0/1).
+        Training scores (energies), the outlier threshold and the training labels (0/1).
+    member_stats_:
+        ``(n_estimators, 2)``: each model's training-energy mean and standard deviation
+        (the standardization of the combined score).
     n_features_in_, input_shape_:
         Features per row, and the shape of one row as given to ``fit``.
     objective_:
@@ -180,6 +191,7 @@ class NRFDetector(BaseEstimator):
         clamp: tuple[float, float] | str | None = None,
         lr_schedule: str | None = None,
         ema: float | str | None = None,
+        n_estimators: int = 1,
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -208,6 +220,7 @@ class NRFDetector(BaseEstimator):
         self.clamp = clamp
         self.lr_schedule = lr_schedule
         self.ema = ema
+        self.n_estimators = n_estimators
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -224,6 +237,13 @@ class NRFDetector(BaseEstimator):
         check_choice("revision", self.revision, ("paper", "x-only"))
         check_choice("device", self.device, ("cpu", "cuda", "auto"))
         preset = detector_preset(self.network)
+        check_positive_int("n_estimators", self.n_estimators)
+        custom = [name for name in ("energy", "generator") if getattr(self, name) is not None]
+        if self.n_estimators > 1 and custom:
+            raise ValueError(
+                f"n_estimators > 1 batches the preset networks; got n_estimators = {self.n_estimators} "
+                f"with a custom {custom[0]} (fit several detectors instead)"
+            )
 
         def pick(value: Any, default: Any) -> Any:
             return default if value is None else value
@@ -319,10 +339,11 @@ class NRFDetector(BaseEstimator):
                 f"(images of shape {shape}), got {n_features}"
             )
         wide: dict[str, Any] = {} if preset.event_shape else {"event_shape": shape}
+        models = None if self.n_estimators == 1 else self.n_estimators
         if self.energy is not None:
             energy = copy.deepcopy(self.energy)
         else:
-            energy = paper_potential(preset.network, None, **wide, **POTENTIAL_INITS[s["potential_init"]])
+            energy = paper_potential(preset.network, models, **wide, **POTENTIAL_INITS[s["potential_init"]])
         sampler: Sampler
         if self.sampler == "sgld":
             sampler = Langevin(s["step_size"], noise_scale=s["noise_scale"], clamp=s["clamp"])
@@ -333,7 +354,7 @@ class NRFDetector(BaseEstimator):
         if self.generator is not None:
             generator = copy.deepcopy(self.generator)
         else:
-            generator = paper_generator(preset.network, None, **wide, sigma=s["sigma"])
+            generator = paper_generator(preset.network, models, **wide, sigma=s["sigma"])
         return InclusiveNRF(
             energy, generator, sampler, s["steps"],
             revision=self.revision, alpha_p=s["alpha_p"], control=s["control"],
@@ -369,7 +390,8 @@ class NRFDetector(BaseEstimator):
         objective.to(device)
         init_gen = torch.Generator().manual_seed(seed + 1)
         init_rows = torch.randperm(tensor.shape[0], generator=init_gen)[:1000].to(device)
-        objective.initialize(tensor[init_rows])
+        init = tensor[init_rows]
+        objective.initialize(init.repeat(self.n_estimators, *([1] * (init.dim() - 1))))
         average = None if s["ema"] is None else ParameterAverage(objective.energy, s["ema"])
         optimizers = self._optimizers(objective, s)
         schedulers = []
@@ -390,12 +412,14 @@ class NRFDetector(BaseEstimator):
         self.event_shape_ = tuple(shape)
         self.history_ = history.epochs
         self.n_iter_ = history.iterations
-        self._set_scores(self._energies(data))
+        energies = self._member_energies(data)
+        if not np.isfinite(energies).all():
+            raise FloatingPointError("the trained model gives non-finite energies on the training data")
+        self.member_stats_ = np.stack([energies.mean(1), energies.std(1)], axis=1)
+        self._set_scores(self._combine(energies))
         return self
 
     def _set_scores(self, scores: np.ndarray) -> None:
-        if not np.isfinite(scores).all():
-            raise FloatingPointError("the trained model gives non-finite energies on the training data")
         self.decision_scores_ = scores
         self.threshold_ = score_threshold(scores, float(self.contamination))
         self.labels_ = (scores > self.threshold_).astype(int)
@@ -403,15 +427,29 @@ class NRFDetector(BaseEstimator):
         self._sigma = float(np.std(scores))
 
     @torch.no_grad()
-    def _energies(self, data: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    def _member_energies(self, data: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Energies of every model, shape ``(n_estimators, n)``."""
         objective = self.objective_
         objective.eval()
         ref = next(objective.energy.parameters())
+        k = self.n_estimators
         out = []
         for start in range(0, data.shape[0], chunk):
             x = torch.from_numpy(data[start : start + chunk]).to(ref.device, ref.dtype)
-            out.append(objective.energy(x.view(-1, *self.event_shape_)).double().cpu())
-        return torch.cat(out).numpy() if out else np.zeros(0)
+            x = x.view(-1, *self.event_shape_)
+            energy = objective.energy(x.repeat(k, *([1] * (x.dim() - 1))) if k > 1 else x)
+            out.append(energy.view(k, -1).double().cpu())
+        return torch.cat(out, dim=1).numpy() if out else np.zeros((k, 0))
+
+    def _combine(self, energies: np.ndarray) -> np.ndarray:
+        """One model: its energies; several: the mean of their standardized energies."""
+        if energies.shape[0] == 1:
+            return energies[0]
+        mean, std = self.member_stats_[:, :1], self.member_stats_[:, 1:]
+        return ((energies - mean) / np.where(std > 0, std, 1.0)).mean(0)
+
+    def _energies(self, data: np.ndarray) -> np.ndarray:
+        return self._combine(self._member_energies(data))
 
     # --- scoring ---------------------------------------------------------------------
 
@@ -467,6 +505,7 @@ class NRFDetector(BaseEstimator):
             params["random_state"] = None
         tensors = {f"model/{k}": v.detach().cpu() for k, v in self.objective_.state_dict().items()}
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
+        tensors["member_stats"] = torch.from_numpy(np.asarray(self.member_stats_, dtype=np.float64))
         state = {
             "detector": FORMAT,
             "params": params,
@@ -509,7 +548,12 @@ class NRFDetector(BaseEstimator):
         det.event_shape_ = tuple(s["preset"].event_shape or (det.n_features_in_,))
         det.history_ = state["history"]
         det.n_iter_ = state["n_iter"]
-        det._set_scores(tensors["decision_scores"].numpy())
+        scores = tensors["decision_scores"].numpy()
+        if "member_stats" in tensors:
+            det.member_stats_ = tensors["member_stats"].numpy()
+        else:  # written before n_estimators existed: one model
+            det.member_stats_ = np.array([[scores.mean(), scores.std()]])
+        det._set_scores(scores)
         return det
 
     def __sklearn_tags__(self) -> Any:

@@ -99,12 +99,15 @@ def fit_epochs(
 ) -> FitHistory:
     """Train ``objective`` for ``epochs`` passes over ``data`` (rows shuffled every epoch with
     ``data_generator``; the incomplete last batch is dropped unless it is the only one).
+    With batched models (``objective.n_models > 1``) a batch holds one block of
+    ``batch_size`` rows per model, each model shuffling the data on its own.
     ``average`` (a :class:`ParameterAverage`) is updated and every learning-rate scheduler
     in ``schedulers`` stepped after every iteration.
     """
     groups = objective.optimizer_groups()
     ctx = _Context(optimizers, groups, generator)
     n = data.shape[0]
+    models = objective.n_models
     bs = min(batch_size, n)
     per_epoch = iterations_per_epoch(n, bs)
     history = FitHistory()
@@ -112,10 +115,13 @@ def fit_epochs(
     bar = tqdm(total=epochs * per_epoch, disable=not verbose, desc="fit", unit="it", leave=False)
     try:
         for epoch in range(epochs):
-            perm = torch.randperm(n, generator=data_generator).to(data.device)
+            # batched models (objective.n_models > 1): one block of rows per model, each model
+            # going through the data in its own order
+            perm = torch.stack([torch.randperm(n, generator=data_generator) for _ in range(models)])
+            perm = perm.to(data.device)
             sums: dict[str, float] = {}
             for i in range(per_epoch):
-                batch = data[perm[i * bs : (i + 1) * bs]]
+                batch = data[perm[:, i * bs : (i + 1) * bs].reshape(-1)]
                 try:
                     metrics = objective.training_step(batch, ctx)
                 except DivergenceError as exc:

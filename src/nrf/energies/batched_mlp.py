@@ -36,6 +36,7 @@ class BatchedMLPEnergy(Energy):
         negative_slope: float = 0.2,
         norm: str = "weight",
         scale_trainable: bool = True,
+        init: str = "data",
     ) -> None:
         super().__init__()
         self.n_models = check_positive_int("n_models", n_models)
@@ -46,13 +47,15 @@ class BatchedMLPEnergy(Energy):
         self.negative_slope = check_positive("negative_slope", negative_slope, allow_zero=True)
         self.norm = check_choice("norm", norm, ("weight", "none"))
         self.scale_trainable = scale_trainable
+        self.init = check_choice("init", init, ("data", "unit"))
         sizes = (self.event_numel, *self.hidden, 1)
         layers: list[nn.Module] = []
         for i in range(len(sizes) - 1):
             last = i == len(sizes) - 2
             if norm == "weight":
                 layers.append(BatchedWeightNormLinear(n_models, sizes[i], sizes[i + 1],
-                                                      scale_trainable=scale_trainable or last))  # fmt: skip
+                                                      scale_trainable=scale_trainable or last,
+                                                      data_init=init == "data"))  # fmt: skip
             else:
                 layers.append(BatchedLinear(n_models, sizes[i], sizes[i + 1]))
             if not last:
@@ -73,6 +76,6 @@ class BatchedMLPEnergy(Energy):
         if not 0 <= index < self.n_models:
             raise ValueError(f"index must be in [0, {self.n_models}), got {index}")
         single = MLPEnergy(self.event_shape, self.hidden, self.activation, negative_slope=self.negative_slope,
-                           norm=self.norm, scale_trainable=self.scale_trainable)  # fmt: skip
+                           norm=self.norm, scale_trainable=self.scale_trainable, init=self.init)  # fmt: skip
         copy_model_slice(self.net, single.net, index)
         return single

@@ -49,7 +49,9 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
         if name not in ("gmm", "kdd", "mnist"):
             raise ValueError(f"n_models: only the MLP presets (gmm, kdd, mnist) can be batched, got {name!r}")
         single = paper_potential(name, **overrides)
-        return BatchedMLPEnergy(n_models, single.event_shape, **{**_MLP_ARGS[name], **overrides})
+        kwargs = {**_MLP_ARGS[name], **overrides}
+        kwargs.pop("event_shape", None)  # the single model's, defaults included
+        return BatchedMLPEnergy(n_models, single.event_shape, **kwargs)
     if name == "gmm":
         return MLPEnergy(
             **{"event_shape": (2,), "hidden": (100, 100), "activation": "leaky_relu", **overrides}

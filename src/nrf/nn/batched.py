@@ -56,14 +56,14 @@ class BatchedWeightNormLinear(_WeightNorm):
         *,
         scale_trainable: bool = True,
         init_scale: float = 1.0,
+        data_init: bool = True,
     ) -> None:
         super().__init__()
         self.n_models = check_positive_int("n_models", n_models)
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
-        self._setup(
-            (n_models, out_features, in_features), (n_models, out_features), bias, scale_trainable, init_scale
-        )
+        shapes = (n_models, out_features, in_features), (n_models, out_features)
+        self._setup(*shapes, bias, scale_trainable, init_scale, data_init)
 
     def _norm_dims(self) -> list[int]:
         return [2]
