@@ -35,12 +35,19 @@ BASELINE_NOTES = {
 }
 
 
-def select_methods(spec: str) -> list[str]:
-    """``--methods``: ``all`` or a comma-separated subset of sgld, sghmc and the PyOD names."""
-    every = ["nrf SGLD", "nrf SGHMC", *BASELINES]
+ENSEMBLE = 3  # models of the "nrf SGLD x3" / "nrf SGHMC x3" rows (NRFDetector n_estimators)
+NRF_METHODS = {"sgld": "nrf SGLD", "sghmc": "nrf SGHMC",
+               "sgld-x3": f"nrf SGLD x{ENSEMBLE}", "sghmc-x3": f"nrf SGHMC x{ENSEMBLE}"}  # fmt: skip
+
+
+def select_methods(spec: str, ensembles: bool = False) -> list[str]:
+    """``--methods``: ``all`` or a comma-separated subset of sgld, sghmc, sgld-x3, sghmc-x3
+    and the PyOD names; ``all`` includes the ensembles only with ``ensembles``."""
+    singles = [NRF_METHODS["sgld"], NRF_METHODS["sghmc"]]
     if spec == "all":
-        return every
-    keys = {"sgld": "nrf SGLD", "sghmc": "nrf SGHMC", **{b.lower(): b for b in BASELINES}}
+        ens = [NRF_METHODS["sgld-x3"], NRF_METHODS["sghmc-x3"]] if ensembles else []
+        return [*singles, *ens, *BASELINES]
+    keys = {**NRF_METHODS, **{b.lower(): b for b in BASELINES}}
     wanted = [s.strip().lower() for s in spec.split(",")]
     unknown = [w for w in wanted if w not in keys]
     if unknown:
@@ -87,15 +94,16 @@ def method_factory(
     deep_epochs: int,
     contamination: float = 0.1,
 ) -> Callable[[], Any]:
-    """A zero-argument maker of a fresh detector for ``method`` ("nrf SGLD", "nrf SGHMC" or
-    a PyOD name), all with the same ``contamination``."""
+    """A zero-argument maker of a fresh detector for ``method`` ("nrf SGLD", "nrf SGHMC",
+    "nrf SGLD x3", ... or a PyOD name), all with the same ``contamination``."""
     if method.startswith("nrf "):
         from nrf.applications import NRFDetector
 
-        sampler = method.split()[1].lower()
-        return lambda: NRFDetector(
-            contamination, network=network, sampler=sampler, epochs=nrf_epochs, random_state=seed
-        )
+        words = method.split()
+        sampler = words[1].lower()
+        models = int(words[2][1:]) if len(words) > 2 else 1
+        return lambda: NRFDetector(contamination, network=network, sampler=sampler, epochs=nrf_epochs,
+                                   n_estimators=models, random_state=seed)  # fmt: skip
 
     def make() -> Any:
         det = make_baseline(method, n_features, seed, batch_size=batch_size, epochs=deep_epochs)

@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--digits", default=None, help="comma-separated normal digits (default all; quick 0,1)"
     )
     parser.add_argument("--seeds", type=int, default=1, help="runs per digit and method (default 1)")
-    parser.add_argument("--methods", default="all", help="comma-separated: sgld,sghmc and PyOD names")
+    parser.add_argument(
+        "--methods", default="all", help="comma-separated: sgld,sghmc,sgld-x3,sghmc-x3 and PyOD names"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 50)")
     parser.add_argument("--preprocessing", default="pixels", choices=["pixels", "gcn"])
     parser.add_argument("--resume", action="store_true", help="continue from OUT/mnist-oc-progress.jsonl")

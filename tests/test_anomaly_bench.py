@@ -89,8 +89,11 @@ def test_kdd_validation_protocol_never_scores_the_test_half(tmp_path: Path) -> N
     write_csv(root / "kddcup99", make_table(600).lines)
     out = tmp_path / "out"
     assert main(["bench", "kdd", "--quick", "--validate", "--out", str(out), "--root", str(root),
-                 "--splits", "1", "--methods", "iforest"]) == 0  # fmt: skip
-    assert (out / "kdd-validation-progress.jsonl").is_file()
+                 "--splits", "1", "--methods", "iforest,sgld-x3"]) == 0  # fmt: skip
+    lines = (out / "kdd-validation-progress.jsonl").read_text().splitlines()
+    ensemble = json.loads(lines[-1])
+    assert ensemble["method"] == "nrf SGLD x3"
+    assert (ensemble["settings"]["n_estimators"], ensemble["settings"]["sampler"]) == (3, "sgld")
     assert json.loads((out / "kdd.json").read_text())["results"]["validate"] is True
     import kdd  # importable now: the bench runner put benchmarks/ on the path
 
