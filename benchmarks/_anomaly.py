@@ -40,6 +40,20 @@ NRF_METHODS = {"sgld": "nrf SGLD", "sghmc": "nrf SGHMC",
                "sgld-x3": f"nrf SGLD x{ENSEMBLE}", "sghmc-x3": f"nrf SGHMC x{ENSEMBLE}"}  # fmt: skip
 
 
+def paper_key(method: str) -> str:
+    """The paper's row for ``method``: an ensemble row compares with its sampler's row."""
+    return method.removesuffix(f" x{ENSEMBLE}")
+
+
+def settings_note(method: str, nrf_note: str) -> str:
+    """The table's settings column: PyOD's notes, or ``nrf_note`` (plus the ensemble)."""
+    if method in BASELINE_NOTES:
+        return BASELINE_NOTES[method]
+    if method.endswith(f" x{ENSEMBLE}"):
+        return f"{nrf_note}, {ENSEMBLE} models (mean standardized energy)"
+    return nrf_note
+
+
 def select_methods(spec: str, ensembles: bool = False) -> list[str]:
     """``--methods``: ``all`` or a comma-separated subset of sgld, sghmc, sgld-x3, sghmc-x3
     and the PyOD names; ``all`` includes the ensembles only with ``ensembles``."""

@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 from _anomaly import (
-    BASELINE_NOTES,
-    ENSEMBLE,
     Progress,
     detector_settings,
     fit_and_score,
     method_factory,
+    paper_key,
     select_methods,
+    settings_note,
     subsample,
 )
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
@@ -151,10 +151,8 @@ def _table(
             continue
         stat = {k: mean_sd([r[k] for r in recs]) for k in
                 ("precision", "recall", "f1", "auroc", "f1_train_threshold", "fit_s", "score_s")}  # fmt: skip
-        paper = PAPER.get(method.removesuffix(f" x{ENSEMBLE}"))
-        note = BASELINE_NOTES.get(method, "final model, 15 epochs, cosine lr, noiseless revision")
-        if method.endswith(f" x{ENSEMBLE}"):
-            note += f", {ENSEMBLE} models (mean standardized energy)"
+        paper = PAPER.get(paper_key(method))
+        note = settings_note(method, "final model, 15 epochs, cosine lr, noiseless revision")
         if method in KERNEL_LIMIT:
             note += f", {recs[0]['train_rows']} training rows"
         rows.append([

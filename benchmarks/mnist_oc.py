@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 from _anomaly import (
-    BASELINE_NOTES,
     Progress,
     detector_settings,
     fit_and_score,
     method_factory,
+    paper_key,
     select_methods,
+    settings_note,
 )
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -136,10 +137,10 @@ def _table(
             else:
                 cells.append("-")
         means = [float(np.mean(v)) for v in per_digit.values()]
-        paper = PAPER.get(method)
+        paper = PAPER.get(paper_key(method))
         paper_mean = f"{np.mean([paper[d] for d in per_digit]):.2f}" if paper else "-"
         fit = mean_sd([r["fit_s"] for r in recs])[0]
-        note = BASELINE_NOTES.get(method, "final model, 50 epochs")
+        note = settings_note(method, "final model, 50 epochs")
         rows.append([method, *cells, f"{np.mean(means):.2f}", paper_mean, f"{fit:.0f}", note])
         results[method] = {"records": recs}
     headers = ["method", *(f"{d}" for d in range(10)), "mean (digits run)", "paper mean (same digits)",
