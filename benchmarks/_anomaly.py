@@ -158,6 +158,19 @@ def detector_settings(detector: Any) -> dict[str, Any]:
     return loaded
 
 
+def open_progress(path: Path, args: Any, config: dict[str, Any]) -> Progress:
+    """The benchmark's progress file: ``--resume`` continues it, ``--report`` only reads it
+    (and needs it to exist)."""
+    if args.report and not path.is_file():
+        raise FileNotFoundError(f"--report: no progress file {path} (run the benchmark first)")
+    return Progress(path, args.resume or args.report, config)
+
+
+def add_report_argument(parser: Any) -> None:
+    text = "print the table of OUT's progress file and fit nothing (e.g. while a run goes on)"
+    parser.add_argument("--report", action="store_true", help=text)
+
+
 class Progress:
     """Append-only record of finished (method, split) results; reloaded with ``resume``.
 

@@ -33,9 +33,11 @@ from typing import Any
 import numpy as np
 from _anomaly import (
     Progress,
+    add_report_argument,
     detector_settings,
     fit_and_score,
     method_factory,
+    open_progress,
     paper_key,
     select_methods,
     settings_note,
@@ -68,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 15)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/kdd-progress.jsonl")
+    add_report_argument(parser)
     parser.add_argument("--validate", action="store_true",
                         help="score held-out rows of the training half, not the test half")  # fmt: skip
 
@@ -102,14 +105,14 @@ def run(args: argparse.Namespace) -> BenchResult:
     splits = args.splits or (2 if args.quick else 20)
     epochs = args.epochs or (1 if args.quick else None)
     methods = select_methods(args.methods, ensembles=True)
-    data = load_kddcup99(args.root, scale="none")
-    features, labels = data.features, data.labels
     config = {"epochs": epochs, "seed": args.seed, "quick": args.quick}  # splits may grow on --resume
     name = "kdd-validation" if args.validate else "kdd"
-    progress = Progress(Path(args.out) / f"{name}-progress.jsonl", args.resume, config)
+    progress = open_progress(Path(args.out) / f"{name}-progress.jsonl", args, config)
+    data = load_kddcup99(args.root, scale="none")
+    features, labels = data.features, data.labels
     make_split = _validation_split if args.validate else _split
     settings = {m: detector_settings(_maker(m, features.shape[1], args.seed, epochs)()) for m in methods}
-    for s in range(splits):
+    for s in range(0 if args.report else splits):
         seed = args.seed + s
         train_idx, test_idx = make_split(features.shape[0], labels, seed)
         scaler = MinMaxScaler().fit(features[train_idx])

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 from _anomaly import (
     Progress,
+    add_report_argument,
     detector_settings,
     fit_and_score,
     method_factory,
+    open_progress,
     paper_key,
     select_methods,
     settings_note,
@@ -62,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 50)")
     parser.add_argument("--preprocessing", default="pixels", choices=["pixels", "gcn"])
     parser.add_argument("--resume", action="store_true", help="continue from OUT/mnist-oc-progress.jsonl")
+    add_report_argument(parser)
 
 
 def _digits(spec: str | None, quick: bool) -> list[int]:
@@ -86,11 +89,12 @@ def run(args: argparse.Namespace) -> BenchResult:
     digits = _digits(args.digits, args.quick)
     epochs = args.epochs or (1 if args.quick else None)
     methods = select_methods(args.methods)
-    train_set, test_set = load_mnist("train"), load_mnist("test")
     config = {"epochs": epochs, "seed": args.seed, "quick": args.quick, "preprocessing": args.preprocessing}
-    progress = Progress(Path(args.out) / "mnist-oc-progress.jsonl", args.resume, config)
+    progress = open_progress(Path(args.out) / "mnist-oc-progress.jsonl", args, config)
     settings = {m: detector_settings(_maker(m, args.seed, epochs)()) for m in methods}
-    for digit in digits:
+    if not args.report:
+        train_set, test_set = load_mnist("train"), load_mnist("test")
+    for digit in [] if args.report else digits:
         rows = train_set.images[train_set.labels == digit]
         if args.quick:
             rows = rows[:600]

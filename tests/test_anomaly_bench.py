@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,13 @@ def test_kdd_benchmark_tiny_run_and_resume(
     assert json.loads(lines[-1])["settings"]["preset"]["alpha_p"] == 0.2
     results = json.loads((out / "kdd.json").read_text())["results"]["methods"]
     assert [r["settings"]["preset"]["alpha_p"] for r in results["nrf SGHMC"]["per_split"]] == [0.2] * 3
+    # --report prints what the progress file holds and fits nothing, even for missing splits
+    capsys.readouterr()
+    assert main([*args[:-4], "--splits", "5", "--methods", "sghmc,iforest", "--report"]) == 0
+    assert len((out / "kdd-progress.jsonl").read_text().splitlines()) == len(lines)
+    assert re.search(r"\| IForest +\| 3 ", capsys.readouterr().out)
+    assert main(["bench", "kdd", "--report", "--out", str(tmp_path / "none")]) != 0
+    assert "--report: no progress file" in capsys.readouterr().err
 
 
 @pytest.mark.slow
