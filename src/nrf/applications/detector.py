@@ -454,7 +454,8 @@ class NRFDetector(BaseEstimator):
     # --- scoring ---------------------------------------------------------------------
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Anomaly scores: the energies E(x), higher = more anomalous; shape ``(n,)``."""
+        """Anomaly scores, higher = more anomalous, shape ``(n,)``: the energies E(x), or with
+        ``n_estimators > 1`` the mean of the models' standardized energies."""
         check_is_fitted(self, "decision_scores_")
         return self._energies(self._validate(X, reset=False))
 
