@@ -45,13 +45,16 @@ def paper_key(method: str) -> str:
     return method.removesuffix(f" x{ENSEMBLE}")
 
 
-def settings_note(method: str, nrf_note: str) -> str:
-    """The table's settings column: PyOD's notes, or ``nrf_note`` (plus the ensemble)."""
+def settings_note(method: str, settings: dict[str, Any], nrf_note: str = "") -> str:
+    """The table's settings column: PyOD's notes, or the nrf run's epochs, ``nrf_note`` and
+    the number of models (from the record's ``settings``)."""
     if method in BASELINE_NOTES:
         return BASELINE_NOTES[method]
+    epochs = settings.get("epochs") or settings["preset"]["epochs"]
+    note = ", ".join(x for x in (f"final model, {epochs} epochs", nrf_note) if x)
     if method.endswith(f" x{ENSEMBLE}"):
-        return f"{nrf_note}, {ENSEMBLE} models (mean standardized energy)"
-    return nrf_note
+        return f"{note}, {ENSEMBLE} models (mean standardized energy)"
+    return note
 
 
 def select_methods(spec: str, ensembles: bool = False) -> list[str]:

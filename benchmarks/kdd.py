@@ -155,7 +155,7 @@ def _table(
         stat = {k: mean_sd([r[k] for r in recs]) for k in
                 ("precision", "recall", "f1", "auroc", "f1_train_threshold", "fit_s", "score_s")}  # fmt: skip
         paper = PAPER.get(paper_key(method))
-        note = settings_note(method, "final model, 15 epochs, cosine lr, noiseless revision")
+        note = settings_note(method, settings[method], "cosine lr, noiseless revision")
         if method in KERNEL_LIMIT:
             note += f", {recs[0]['train_rows']} training rows"
         rows.append([

@@ -144,7 +144,7 @@ def _table(
         paper = PAPER.get(paper_key(method))
         paper_mean = f"{np.mean([paper[d] for d in per_digit]):.2f}" if paper else "-"
         fit = mean_sd([r["fit_s"] for r in recs])[0]
-        note = settings_note(method, "final model, 50 epochs")
+        note = settings_note(method, settings[method])
         rows.append([method, *cells, f"{np.mean(means):.2f}", paper_mean, f"{fit:.0f}", note])
         results[method] = {"records": recs}
     headers = ["method", *(f"{d}" for d in range(10)), "mean (digits run)", "paper mean (same digits)",

@@ -58,6 +58,7 @@ def test_kdd_benchmark_tiny_run_and_resume(
     table = capsys.readouterr().out
     assert "| nrf SGHMC" in table
     assert "| IForest" in table
+    assert "final model, 1 epochs" in table  # --quick: one nrf epoch, and the table says so
     lines = (out / "kdd-progress.jsonl").read_text().splitlines()
     assert len(lines) == 1 + 4  # header + 2 methods x 2 splits
     record = json.loads(lines[1])
@@ -116,3 +117,33 @@ def test_kdd_validation_protocol_never_scores_the_test_half(tmp_path: Path) -> N
     attacks = int((labels[half] == 0).sum())
     assert len(train) == int(0.8 * attacks)
     assert int(labels[scored].sum()) == (attacks - len(train)) // 4
+
+
+@pytest.mark.slow
+def test_mnist_oc_benchmark_tiny_run_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nrf.data
+    from nrf.data.mnist import ImageSet
+
+    rng = np.random.RandomState(0)
+
+    def fake_mnist(split: str = "train", root: object = None) -> ImageSet:
+        n = 120 if split == "train" else 60
+        labels = np.arange(n) % 3
+        images = (rng.rand(n, 28, 28) * 60 + 60 * labels[:, None, None]).astype(np.uint8)
+        return ImageSet(images=images, labels=labels)
+
+    monkeypatch.setattr(nrf.data, "load_mnist", fake_mnist)  # the benchmark imports it at load
+    out = tmp_path / "out"
+    args = ["bench", "mnist-oc", "--quick", "--out", str(out), "--methods", "sgld,iforest"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\| nrf SGLD +\| \d+\.\d +\| \d+\.\d +\| - ", table)  # digits 0 and 1 of --quick
+    assert "final model, 1 epochs" in table
+    lines = (out / "mnist-oc-progress.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 4  # header + 2 methods x 2 digits
+    assert all(0.0 <= json.loads(line)["auroc"] <= 100.0 for line in lines[1:])
+    assert main([*args, "--report"]) == 0
+    assert "| IForest" in capsys.readouterr().out
+    assert len((out / "mnist-oc-progress.jsonl").read_text().splitlines()) == 5
