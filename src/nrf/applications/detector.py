@@ -390,8 +390,7 @@ class NRFDetector(BaseEstimator):
         objective.to(device)
         init_gen = torch.Generator().manual_seed(seed + 1)
         init_rows = torch.randperm(tensor.shape[0], generator=init_gen)[:1000].to(device)
-        init = tensor[init_rows]
-        objective.initialize(init.repeat(self.n_estimators, *([1] * (init.dim() - 1))))
+        objective.initialize(objective.for_every_model(tensor[init_rows]))
         average = None if s["ema"] is None else ParameterAverage(objective.energy, s["ema"])
         optimizers = self._optimizers(objective, s)
         schedulers = []
@@ -426,20 +425,15 @@ class NRFDetector(BaseEstimator):
         self._mu = float(np.mean(scores))
         self._sigma = float(np.std(scores))
 
-    @torch.no_grad()
     def _member_energies(self, data: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Energies of every model, shape ``(n_estimators, n)``."""
         objective = self.objective_
-        objective.eval()
         ref = next(objective.energy.parameters())
-        k = self.n_estimators
         out = []
         for start in range(0, data.shape[0], chunk):
             x = torch.from_numpy(data[start : start + chunk]).to(ref.device, ref.dtype)
-            x = x.view(-1, *self.event_shape_)
-            energy = objective.energy(x.repeat(k, *([1] * (x.dim() - 1))) if k > 1 else x)
-            out.append(energy.view(k, -1).double().cpu())
-        return torch.cat(out, dim=1).numpy() if out else np.zeros((k, 0))
+            out.append(objective.score_models(x.view(-1, *self.event_shape_)).double().cpu())
+        return torch.cat(out, dim=1).numpy() if out else np.zeros((self.n_estimators, 0))
 
     def _combine(self, energies: np.ndarray) -> np.ndarray:
         """One model: its energies; several: the mean of their standardized energies."""

@@ -26,8 +26,8 @@ of two random 50/50 splits that are not among the benchmark's (``RandomState(555
 * ``lr_schedule = "cosine"`` and 15 epochs instead of a constant rate for 30 epochs: with
   constant rates the last iterate kept swinging (F1 0.41-0.97 from epoch to epoch, with
   collapses lasting whole epochs); annealed, the last epochs move by less than 0.01 and
-  15 epochs end where 30 do (one seed: SGLD 0.922 vs 0.905, SGHMC with the paper's noise 0.935 vs 0.947),
-  at half the cost. Final F1 over 6 seeds x splits, SGLD: 0.922-0.955 (mean 0.938).
+  15 epochs end where 30 do (one seed: SGLD 0.922 vs 0.905, SGHMC with the paper's noise
+  0.935 vs 0.947), at half the cost. Final F1 over 6 seeds x splits, SGLD: 0.922-0.955 (mean 0.938).
 * ``ema = 0.999``: the detector keeps the moving average of the potential's parameters;
   with the annealed rates it changes the final F1 by less than 0.01 either way.
 
@@ -60,6 +60,9 @@ VIII settings gave a validation AUROC that swung between 13 and 99 from epoch to
 84-98 (dips to 15-62 in 6 of 50 epochs) and the parameter average ended at 96.1 (78-96
 over the last 20 epochs). Cosine annealing, which steadies the ``tabular`` preset, made
 this worse (the last iterate settled near 60, the average at 70): the rates stay constant.
+
+``tabular`` adapts its input and output widths to the number of features it is fitted
+on; ``mnist`` needs 784 features (28 x 28 images, flattened or not).
 """
 
 from __future__ import annotations

@@ -43,6 +43,24 @@ class Objective(nn.Module, ABC):
         ``n_models`` blocks of rows, and losses are sums over models of per-model means."""
         return int(getattr(self.energy, "n_models", 1))
 
+    def for_every_model(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` once per model: ``n_models`` copies stacked along the batch dimension, the
+        layout batched networks expect (``x`` itself for a single model)."""
+        if self.n_models == 1:
+            return x
+        return x.repeat(self.n_models, *([1] * (x.dim() - 1)))
+
+    @torch.no_grad()
+    def score_models(self, x: torch.Tensor) -> torch.Tensor:
+        """Energies of ``x`` under every model, shape ``(n_models, batch)`` (evaluation mode)."""
+        was_training = self.training
+        self.eval()
+        try:
+            out: torch.Tensor = self.energy(self.for_every_model(x)).view(self.n_models, x.shape[0])
+        finally:
+            self.train(was_training)
+        return out
+
     @abstractmethod
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameter groups by name; the config gives each group its optimizer."""
@@ -76,17 +94,7 @@ class Objective(nn.Module, ABC):
         """Energies of ``x`` (higher = less probable), shape ``(batch,)``; with batched
         models, those of model ``model``."""
         index = self._check_model(model)
-        was_training = self.training
-        self.eval()
-        try:
-            if index is None:
-                out: torch.Tensor = self.energy(x)
-            else:
-                every = self.energy(x.repeat(self.n_models, *([1] * (x.dim() - 1))))
-                out = every.view(self.n_models, x.shape[0])[index]
-        finally:
-            self.train(was_training)
-        return out
+        return self.score_models(x)[0 if index is None else index]
 
     def sample_model(
         self, n: int, model: int | None = None, generator: torch.Generator | None = None

@@ -393,9 +393,7 @@ class Trainer:
             if metrics_file.exists():
                 metrics_file.unlink()
         init = self.data.train[: self.cfg.model.init_batch].to(self.device)
-        if self.objective.n_models > 1:  # every model initialized on the same rows
-            init = init.repeat(self.objective.n_models, *([1] * (init.dim() - 1)))
-        self.objective.initialize(init)
+        self.objective.initialize(self.objective.for_every_model(init))  # every model on the same rows
         broadcast_module(self.objective, self.dist)
         self.save()
 
