@@ -62,7 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--methods", default="all", help="comma-separated: sgld,sghmc,sgld-x3,sghmc-x3 and PyOD names"
     )
     parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 50)")
-    parser.add_argument("--preprocessing", default="pixels", choices=["pixels", "gcn"])
+    parser.add_argument(
+        "--preprocessing", default="pixels", choices=["pixels", "gcn"],
+        help="pixels / 255 in [0, 1] (default) or Deep SVDD's: global contrast normalization (L1), "
+        "then min-max with the normal class's training extremes",
+    )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue from OUT/mnist-oc-progress.jsonl")
     add_report_argument(parser)
 

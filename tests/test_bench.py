@@ -53,3 +53,14 @@ def test_sampler_speed_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_bench_rejects_unknown_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "sampler-kl", "--no-such-option"]) == 1
     assert "unknown options" in capsys.readouterr().err
+
+
+def test_bench_help_lists_the_benchmarks_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "kdd", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--quick", "--splits", "--report"):
+        assert option in out
+    assert main(["bench", "--help"]) == 0
+    assert "--splits" not in capsys.readouterr().out
+    assert main(["bench"]) == 1
+    assert "needs a benchmark NAME" in capsys.readouterr().err

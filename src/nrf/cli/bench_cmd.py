@@ -14,8 +14,10 @@ def register(sub: Any) -> None:
         "bench",
         help="run a benchmark (nrf bench list shows them)",
         description="Run a benchmark from benchmarks/: prints a table and writes OUT/NAME.json.",
+        add_help=False,  # ``nrf bench NAME --help`` also lists NAME's own options
     )
-    p.add_argument("name", help="benchmark name, or 'list'")
+    p.add_argument("-h", "--help", action="store_true", help="show this help (with NAME, its options too)")
+    p.add_argument("name", nargs="?", help="benchmark name, or 'list'")
     p.add_argument("--quick", action="store_true", help="a short version (fewer seeds / steps)")
     p.add_argument(
         "--out", default="bench-results", help="folder for JSON and figures (default: bench-results)"
@@ -23,7 +25,23 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="device (default: cpu)")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, bench_parser=p)
+
+
+def _print_help(args: argparse.Namespace) -> int:
+    """The common options, then (with a benchmark name) the benchmark's own."""
+    from nrf import bench
+
+    print(args.bench_parser.format_help())
+    if args.name not in (None, "list"):
+        module = bench.load(args.name)
+        own = argparse.ArgumentParser(
+            prog=f"nrf bench {args.name}", description=getattr(module, "DESCRIPTION", None), add_help=False
+        )
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(own)
+        print(own.format_help())
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
 
     from nrf import bench
 
+    if args.help:
+        return _print_help(args)
+    if args.name is None:
+        raise ValueError("nrf bench needs a benchmark NAME ('nrf bench list' shows them)")
     if args.name == "list":
         for name, path in bench.discover().items():
             module = bench.load(name)
