@@ -48,6 +48,9 @@ def paper_key(method: str) -> str:
 def settings_note(method: str, settings: dict[str, Any], nrf_note: str = "") -> str:
     """The table's settings column: PyOD's notes, or the nrf run's epochs, ``nrf_note`` and
     the number of models (from the record's ``settings``)."""
+    if method in ("AutoEncoder", "DeepSVDD") and "batch_size" in settings:
+        epochs = settings.get("epoch_num", settings.get("epochs"))
+        return f"64-32 ReLU, {epochs} epochs, batch {settings['batch_size']}"
     if method in BASELINE_NOTES:
         return BASELINE_NOTES[method]
     epochs = settings.get("epochs") or settings["preset"]["epochs"]
@@ -72,8 +75,11 @@ def select_methods(spec: str, ensembles: bool = False) -> list[str]:
     return [keys[w] for w in wanted]
 
 
-def make_baseline(name: str, n_features: int, seed: int, *, batch_size: int, epochs: int) -> Any:
-    """A PyOD detector by name (imported here: PyOD is a benchmark extra)."""
+def make_baseline(
+    name: str, n_features: int, seed: int, *, batch_size: int, epochs: int, device: str = "cpu"
+) -> Any:
+    """A PyOD detector by name (imported here: PyOD is a benchmark extra). ``device`` goes
+    to the AutoEncoder; PyOD's DeepSVDD has no device argument and picks CUDA when it can."""
     try:
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.deep_svdd import DeepSVDD
@@ -91,7 +97,7 @@ def make_baseline(name: str, n_features: int, seed: int, *, batch_size: int, epo
         "OCSVM": lambda: OCSVM(),
         "KDE": lambda: KDE(),
         "AutoEncoder": lambda: AutoEncoder(
-            epoch_num=10, batch_size=batch_size, verbose=0, random_state=seed, device="cpu"
+            epoch_num=10, batch_size=batch_size, verbose=0, random_state=seed, device=device
         ),
         "DeepSVDD": lambda: DeepSVDD(
             n_features=n_features, epochs=epochs, batch_size=batch_size, verbose=0, random_state=seed
@@ -110,9 +116,11 @@ def method_factory(
     batch_size: int,
     deep_epochs: int,
     contamination: float = 0.1,
+    device: str = "cpu",
 ) -> Callable[[], Any]:
     """A zero-argument maker of a fresh detector for ``method`` ("nrf SGLD", "nrf SGHMC",
-    "nrf SGLD x3", ... or a PyOD name), all with the same ``contamination``."""
+    "nrf SGLD x3", ... or a PyOD name), all with the same ``contamination``; nrf and the
+    AutoEncoder run on ``device``."""
     if method.startswith("nrf "):
         from nrf.applications import NRFDetector
 
@@ -120,10 +128,12 @@ def method_factory(
         sampler = words[1].lower()
         models = int(words[2][1:]) if len(words) > 2 else 1
         return lambda: NRFDetector(contamination, network=network, sampler=sampler, epochs=nrf_epochs,
-                                   n_estimators=models, random_state=seed)  # fmt: skip
+                                   n_estimators=models, device=device, random_state=seed)  # fmt: skip
 
     def make() -> Any:
-        det = make_baseline(method, n_features, seed, batch_size=batch_size, epochs=deep_epochs)
+        det = make_baseline(
+            method, n_features, seed, batch_size=batch_size, epochs=deep_epochs, device=device
+        )
         det.set_params(contamination=contamination)
         return det
 

@@ -111,7 +111,9 @@ def run(args: argparse.Namespace) -> BenchResult:
     data = load_kddcup99(args.root, scale="none")
     features, labels = data.features, data.labels
     make_split = _validation_split if args.validate else _split
-    settings = {m: detector_settings(_maker(m, features.shape[1], args.seed, epochs)()) for m in methods}
+    settings = {
+        m: detector_settings(_maker(m, features.shape[1], args.seed, epochs, args.device)()) for m in methods
+    }
     for s in range(0 if args.report else splits):
         seed = args.seed + s
         train_idx, test_idx = make_split(features.shape[0], labels, seed)
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             rows = train
             if method in KERNEL_LIMIT:
                 rows = subsample(train, 2_000 if args.quick else KERNEL_LIMIT[method], seed)
-            make = _maker(method, train.shape[1], seed, epochs)
+            make = _maker(method, train.shape[1], seed, epochs, args.device)
             det, scores, fit_s, score_s = fit_and_score(make, rows, test)
             predicted = (scores > det.threshold_).astype(int)
             record = {"method": method, "split": s, "fit_s": fit_s, "score_s": score_s,
@@ -139,9 +141,9 @@ def run(args: argparse.Namespace) -> BenchResult:
     return _table(methods, progress, splits, settings, args.validate)  # also splits of earlier runs
 
 
-def _maker(method: str, n_features: int, seed: int, epochs: int | None) -> Callable[[], Any]:
-    return method_factory(method, n_features, seed, network="tabular", nrf_epochs=epochs,
-                          batch_size=1024, deep_epochs=10, contamination=CONTAMINATION)  # fmt: skip
+def _maker(method: str, n_features: int, seed: int, epochs: int | None, device: str) -> Callable[[], Any]:
+    return method_factory(method, n_features, seed, network="tabular", nrf_epochs=epochs, batch_size=1024,
+                          deep_epochs=10, contamination=CONTAMINATION, device=device)  # fmt: skip
 
 
 def _table(

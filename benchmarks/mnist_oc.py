@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     methods = select_methods(args.methods)
     config = {"epochs": epochs, "seed": args.seed, "quick": args.quick, "preprocessing": args.preprocessing}
     progress = open_progress(Path(args.out) / "mnist-oc-progress.jsonl", args, config)
-    settings = {m: detector_settings(_maker(m, args.seed, epochs)()) for m in methods}
+    settings = {m: detector_settings(_maker(m, args.seed, epochs, args.device)()) for m in methods}
     if not args.report:
         train_set, test_set = load_mnist("train"), load_mnist("test")
     for digit in [] if args.report else digits:
@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> BenchResult:
             for method in methods:
                 if progress.has(method, key, settings[method]):
                     continue
-                _, scores, fit_s, score_s = fit_and_score(_maker(method, seed, epochs), train, test)
+                _, scores, fit_s, score_s = fit_and_score(
+                    _maker(method, seed, epochs, args.device), train, test
+                )
                 auroc = 100.0 * float(roc_auc_score(y, scores))
                 progress.add({"method": method, "split": key, "digit": digit, "seed": seed,
                               "auroc": auroc, "fit_s": fit_s, "score_s": score_s,
@@ -121,9 +123,9 @@ def run(args: argparse.Namespace) -> BenchResult:
     return _table(methods, progress, args.preprocessing, settings)
 
 
-def _maker(method: str, seed: int, epochs: int | None) -> Callable[[], Any]:
+def _maker(method: str, seed: int, epochs: int | None, device: str) -> Callable[[], Any]:
     return method_factory(method, 784, seed, network="mnist", nrf_epochs=epochs,
-                          batch_size=32, deep_epochs=100)  # fmt: skip
+                          batch_size=32, deep_epochs=100, device=device)  # fmt: skip
 
 
 def _table(
@@ -148,11 +150,12 @@ def _table(
         paper = PAPER.get(paper_key(method))
         paper_mean = f"{np.mean([paper[d] for d in per_digit]):.2f}" if paper else "-"
         fit = mean_sd([r["fit_s"] for r in recs])[0]
+        score = mean_sd([r["score_s"] for r in recs])[0]
         note = settings_note(method, settings[method])
-        rows.append([method, *cells, f"{np.mean(means):.2f}", paper_mean, f"{fit:.0f}", note])
+        rows.append([method, *cells, f"{np.mean(means):.2f}", paper_mean, f"{fit:.0f}", f"{score:.1f}", note])
         results[method] = {"records": recs}
     headers = ["method", *(f"{d}" for d in range(10)), "mean (digits run)", "paper mean (same digits)",
-               "fit s", "settings"]  # fmt: skip
+               "fit s", "score s", "settings"]  # fmt: skip
     notes = [
         f"AUROC % (normal digit as the inlier class), preprocessing: {preprocessing}",
         "paper figures: the authors' best epoch on the test set; nrf: the final model",

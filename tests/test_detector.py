@@ -179,6 +179,50 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         det.predict(np.full((2, 6), np.nan))
     with pytest.raises(ValueError, match="method must be one of"):
         det.predict_proba(np.zeros((2, 6)), method="softmax")
+    for X, message in [
+        (np.full((2, 6), np.inf), "infinity"),
+        (np.zeros(6), "Expected 2D array"),
+        (np.zeros((0, 6)), "0 sample"),
+        (np.array([["a"] * 6, ["b"] * 6], dtype=object), "could not convert"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            det.decision_function(X)
+    huge = np.full((2, 6), 0.5)
+    huge[1, 3] = -1e40  # finite in float64, -inf in the model's float32
+    with pytest.raises(ValueError, match=r"too large for float32 .*row 1"):
+        det.predict(huge)
+    with pytest.raises(ValueError, match="too large for float32"):
+        NRFDetector(**FAST).fit(np.vstack([np.full((5, 6), 0.5), huge]))
+
+
+def test_non_finite_energies_are_an_error(fitted: tuple[NRFDetector, np.ndarray]) -> None:
+    det, train = fitted
+    far = np.vstack([train[:2], np.full((1, 6), 3e38)]).astype(np.float32)
+    with pytest.raises(FloatingPointError, match="non-finite energies on 1 rows of X \\(first: row 2\\)"):
+        det.decision_function(far)
+
+
+def test_fit_predict_labels_and_numpy_scalar_parameters(tmp_path: pytest.TempPathFactory) -> None:
+    train, _, _ = blobs()
+    params = {"epochs": np.int64(2), "batch_size": np.int32(64), "lr": np.float32(1e-4),
+              "contamination": np.float64(0.1), "random_state": np.int64(0)}  # fmt: skip
+    det = NRFDetector(**params)
+    labels = det.fit_predict(train)
+    np.testing.assert_array_equal(labels, det.labels_)
+    assert set(np.unique(labels)) == {0, 1}
+    assert labels.mean() == pytest.approx(0.1, abs=0.01)
+    det.save(tmp_path / "np")
+    back = NRFDetector.load(tmp_path / "np")
+    assert back.get_params() == det.get_params()
+    assert NRFDetector.load(tmp_path / "np", device="auto").device == "auto"  # run it elsewhere
+    np.testing.assert_array_equal(back.decision_function(train), det.decision_function(train))
+
+
+def test_unify_proba_on_constant_training_scores() -> None:
+    from nrf.applications.thresholds import outlier_proba
+
+    proba = outlier_proba(np.array([0.5, 1.0, 2.0]), np.ones(10), "unify")
+    np.testing.assert_array_equal(proba[:, 1], [0.0, 0.0, 1.0])
 
 
 @pytest.mark.parametrize(
@@ -191,6 +235,7 @@ def test_bad_input_at_predict_time(fitted: tuple[NRFDetector, np.ndarray]) -> No
         ({"step_size": -1.0}, "step_size must be a finite number > 0"),
         ({"beta": 1.5}, "beta must be in \\(0, 1\\]"),
         ({"betas": (0.5, 1.2)}, "betas must be two numbers"),
+        ({"betas": 5}, "betas must be two numbers in \\[0, 1\\), got 5"),
         ({"revision": "paper"}, "sigma must be > 0 with revision='paper'"),
         ({"noise_scale": "authors"}, "noise_scale must be a number >= 0, 'paper' or None"),
         ({"noise_scale": -0.1}, "noise_scale must be a finite number >= 0"),
@@ -223,6 +268,10 @@ def test_images_flat_or_shaped_and_save_load(tmp_path: pytest.TempPathFactory) -
     np.testing.assert_allclose(det.decision_function(images.reshape(40, -1)), det.decision_scores_, rtol=1e-5)
     with pytest.raises(ValueError, match="rows of shape \\(1, 14, 56\\)"):
         det.decision_function(images.reshape(40, 1, 14, 56))
+    flat = NRFDetector(network="mnist", epochs=1, batch_size=20, random_state=0).fit(images.reshape(40, -1))
+    assert flat.input_shape_ == (784,)
+    np.testing.assert_allclose(flat.decision_function(images), flat.decision_scores_, rtol=1e-5)
+    np.testing.assert_array_equal(flat.decision_scores_, det.decision_scores_)
     det.save(tmp_path / "det")
     back = NRFDetector.load(tmp_path / "det")
     assert back.get_params() == det.get_params()

@@ -8,6 +8,7 @@ numpy or torch.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,8 +16,9 @@ import torch
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as a float if it is finite and > 0 (>= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Return ``value`` as a float if it is finite and > 0 (>= 0 with ``allow_zero``);
+    numpy scalars are accepted."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
     v = float(value)
     bound_ok = v >= 0 if allow_zero else v > 0
@@ -27,13 +29,14 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
 
 
 def check_positive_int(name: str, value: int, *, allow_zero: bool = False) -> int:
-    """Return ``value`` if it is an ``int`` > 0 (>= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Return ``value`` as an ``int`` if it is an integer > 0 (>= 0 with ``allow_zero``);
+    numpy integers are accepted."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
     if value < 0 or (value == 0 and not allow_zero):
         expected = ">= 0" if allow_zero else ">= 1"
         raise ValueError(f"{name} must be an int {expected}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_int_sequence(name: str, values: Sequence[int], *, allow_empty: bool = True) -> tuple[int, ...]:

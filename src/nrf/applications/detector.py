@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -52,13 +53,22 @@ POTENTIAL_INITS: dict[str, dict[str, Any]] = {
 FORMAT = "nrf-detector/1"
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers (for the JSON of :meth:`NRFDetector.save`)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
     """The revision box: ``value`` (the argument ``given`` or the preset's) as floats."""
     if value is None or value == "off":
         return None
     ok = isinstance(value, (tuple, list)) and len(value) == 2
     ok = ok and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value
     )
     if not ok or not value[0] < value[1]:
         raise ValueError(f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}")
@@ -230,7 +240,7 @@ class NRFDetector(BaseEstimator):
     def _settings(self) -> dict[str, Any]:
         """The constructor arguments, validated, with the preset's values for ``None``."""
         c = self.contamination
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 < float(c) <= 0.5:
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 0.5:
             raise ValueError(f"contamination must be a number in (0, 0.5], got {c!r}")
         check_choice("method", self.method, METHODS)
         check_choice("sampler", self.sampler, SAMPLERS)
@@ -268,7 +278,7 @@ class NRFDetector(BaseEstimator):
         ema = preset.ema if self.ema is None else self.ema
         if ema == "off":
             ema = None
-        elif isinstance(ema, str) or not (isinstance(ema, float | int) and 0.0 < ema < 1.0):
+        elif isinstance(ema, (str, bool)) or not (isinstance(ema, numbers.Real) and 0.0 < ema < 1.0):
             raise ValueError(f"ema must be a number in (0, 1), 'off' or None, got {self.ema!r}")
         s["ema"] = None if ema is None else float(ema)
         noise = self.noise_scale
@@ -280,8 +290,10 @@ class NRFDetector(BaseEstimator):
             raise ValueError(f"noise_scale must be a number >= 0, 'paper' or None, got {noise!r}")
         else:
             s["noise_scale"] = check_positive("noise_scale", noise, allow_zero=True)
-        betas = preset.betas if self.betas is None else tuple(self.betas)
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+        betas = preset.betas if self.betas is None else self.betas
+        pair = isinstance(betas, (tuple, list, np.ndarray)) and len(betas) == 2
+        numbers_ok = pair and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)
+        if not numbers_ok or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         s["betas"] = (float(betas[0]), float(betas[1]))
         init = pick(self.potential_init, preset.potential_init)
@@ -315,10 +327,11 @@ class NRFDetector(BaseEstimator):
         if reset:
             self.input_shape_ = shape
             self.n_features_in_ = math.prod(shape)
-        elif arr.ndim > 2 and shape != tuple(self.input_shape_):
+        elif arr.ndim > 2 and shape not in (tuple(self.input_shape_), tuple(self.event_shape_)):
             raise ValueError(
                 f"X has rows of shape {shape}, but {type(self).__name__} was fitted on rows of shape "
-                f"{tuple(self.input_shape_)}"
+                f"{tuple(self.input_shape_)} (give rows of that shape, of the network's "
+                f"{tuple(self.event_shape_)}, or flattened to {self.n_features_in_} features)"
             )
         flat = arr.reshape(arr.shape[0], -1)
         if not reset and flat.shape[1] != self.n_features_in_:
@@ -326,7 +339,15 @@ class NRFDetector(BaseEstimator):
                 f"X has {flat.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        return np.ascontiguousarray(flat, dtype=np.float32)
+        with np.errstate(over="ignore"):  # overflow is reported below, by row
+            data = np.ascontiguousarray(flat, dtype=np.float32)
+        if arr.dtype != np.float32 and not np.isfinite(data).all():  # finite float64 beyond float32
+            row = int(np.nonzero(~np.isfinite(data).all(axis=1))[0][0])
+            raise ValueError(
+                f"X has values too large for float32 (|x| > {np.finfo(np.float32).max:.3g}; first in "
+                f"row {row}); scale the data first"
+            )
+        return data
 
     # --- model -----------------------------------------------------------------------
 
@@ -451,7 +472,14 @@ class NRFDetector(BaseEstimator):
         """Anomaly scores, higher = more anomalous, shape ``(n,)``: the energies E(x), or with
         ``n_estimators > 1`` the mean of the models' standardized energies."""
         check_is_fitted(self, "decision_scores_")
-        return self._energies(self._validate(X, reset=False))
+        scores = self._energies(self._validate(X, reset=False))
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            raise FloatingPointError(
+                f"the model gives non-finite energies on {int(bad.sum())} rows of X (first: row "
+                f"{int(np.nonzero(bad)[0][0])}); are these rows far outside the training data's range?"
+            )
+        return scores
 
     def score_samples(self, X: Any) -> np.ndarray:
         """-E(x), the unnormalized log-density: scikit-learn's sign (higher = more normal)."""
@@ -491,7 +519,7 @@ class NRFDetector(BaseEstimator):
     def save(self, path: Any) -> None:
         """Write the fitted detector as a folder (safetensors + JSON; written atomically)."""
         check_is_fitted(self, "decision_scores_")
-        params = self.get_params()
+        params = {k: _plain(v) for k, v in self.get_params().items()}
         custom = [name for name in ("energy", "generator") if params[name] is not None]
         for name in custom:
             params[name] = None
@@ -514,10 +542,16 @@ class NRFDetector(BaseEstimator):
 
     @classmethod
     def load(
-        cls, path: Any, *, energy: torch.nn.Module | None = None, generator: LatentGenerator | None = None
+        cls,
+        path: Any,
+        *,
+        energy: torch.nn.Module | None = None,
+        generator: LatentGenerator | None = None,
+        device: str | None = None,
     ) -> NRFDetector:
         """Read a detector written by :meth:`save`. Pass ``energy`` / ``generator`` modules of
-        the same architecture if it was fitted with your own networks."""
+        the same architecture if it was fitted with your own networks, and ``device`` to run
+        it somewhere else than where it was fitted (e.g. ``"cpu"`` for a CUDA-fitted one)."""
         tensors, state = ckpt.load_checkpoint(path)
         if state.get("detector") != FORMAT:
             raise ValueError(f"{path}: not a saved NRFDetector (detector format {state.get('detector')!r})")
@@ -530,6 +564,8 @@ class NRFDetector(BaseEstimator):
             if given[name] is None:
                 raise ValueError(f"{path} was fitted with a custom {name}; pass {name}= to load it")
             params[name] = given[name]
+        if device is not None:
+            params["device"] = device
         det = cls(**params)
         s = det._settings()
         det.input_shape_ = tuple(state["input_shape"])

@@ -8,7 +8,8 @@ data (``decision_scores_``), higher = more anomalous.
 * ``linear`` probability: the score min-max scaled with the training scores' range,
   clipped to [0, 1].
 * ``unify`` probability (Kriegel et al., 2011): erf((s - mu) / (sigma sqrt 2)) clipped to
-  [0, 1], with mu, sigma the mean and standard deviation of the training scores.
+  [0, 1], with mu, sigma the mean and standard deviation of the training scores (for
+  constant training scores, sigma = 0, its limit: 1 above mu, 0 otherwise).
 * confidence (ExCeeD, Perini et al., 2020): with n training scores and m of them <= s,
   p = (1 + m) / (2 + n) and c = 1 - BinomCDF(n - floor(n contamination); n, p), the
   probability that the row keeps its label under resampling of the training set; reported
@@ -45,7 +46,10 @@ def outlier_proba(scores: np.ndarray, train_scores: np.ndarray, method: str = "l
         p = ((scores - lo) / span).clip(0.0, 1.0)
     else:
         mu, sigma = float(np.mean(train_scores)), float(np.std(train_scores))
-        p = erf((scores - mu) / (sigma * np.sqrt(2.0))).clip(0.0, 1.0)
+        if sigma > 0:
+            p = erf((scores - mu) / (sigma * np.sqrt(2.0))).clip(0.0, 1.0)
+        else:  # constant training scores: the sigma -> 0 limit, a step at mu
+            p = (scores > mu).astype(np.float64)
     return np.stack([1.0 - p, p], axis=1)
 
 
