@@ -30,9 +30,10 @@ BASELINE_NOTES = {
     "ECOD": "",
     "OCSVM": "RBF, nu 0.5, gamma 1/d",
     "KDE": "Gaussian, bandwidth 1",
-    "AutoEncoder": "64-32 ReLU, 10 epochs",
+    "AutoEncoder": "64-32 ReLU",
     "DeepSVDD": "64-32 ReLU",
 }
+DEEP_EPOCHS = {"AutoEncoder": "epoch_num", "DeepSVDD": "epochs"}  # PyOD's name for the epochs
 
 
 ENSEMBLE = 3  # models of the "nrf SGLD x3" / "nrf SGHMC x3" rows (NRFDetector n_estimators)
@@ -46,11 +47,11 @@ def paper_key(method: str) -> str:
 
 
 def settings_note(method: str, settings: dict[str, Any], nrf_note: str = "") -> str:
-    """The table's settings column: PyOD's notes, or the nrf run's epochs, ``nrf_note`` and
-    the number of models (from the record's ``settings``)."""
-    if method in ("AutoEncoder", "DeepSVDD") and "batch_size" in settings:
-        epochs = settings.get("epoch_num", settings.get("epochs"))
-        return f"64-32 ReLU, {epochs} epochs, batch {settings['batch_size']}"
+    """The table's settings column: PyOD's notes (with the deep models' epochs and batch),
+    or the nrf run's epochs, ``nrf_note`` and the number of models (from ``settings``)."""
+    if method in DEEP_EPOCHS:
+        epochs = settings[DEEP_EPOCHS[method]]
+        return f"{BASELINE_NOTES[method]}, {epochs} epochs, batch {settings['batch_size']}"
     if method in BASELINE_NOTES:
         return BASELINE_NOTES[method]
     epochs = settings.get("epochs") or settings["preset"]["epochs"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -202,7 +204,7 @@ def test_non_finite_energies_are_an_error(fitted: tuple[NRFDetector, np.ndarray]
         det.decision_function(far)
 
 
-def test_fit_predict_labels_and_numpy_scalar_parameters(tmp_path: pytest.TempPathFactory) -> None:
+def test_fit_predict_labels_and_numpy_scalar_parameters(tmp_path: Path) -> None:
     train, _, _ = blobs()
     params = {"epochs": np.int64(2), "batch_size": np.int32(64), "lr": np.float32(1e-4),
               "contamination": np.float64(0.1), "random_state": np.int64(0)}  # fmt: skip
@@ -259,7 +261,7 @@ def test_bad_parameters(params: dict[str, object], message: str) -> None:
         NRFDetector(**{**FAST, **params}).fit(np.random.RandomState(0).rand(20, 6))
 
 
-def test_images_flat_or_shaped_and_save_load(tmp_path: pytest.TempPathFactory) -> None:
+def test_images_flat_or_shaped_and_save_load(tmp_path: Path) -> None:
     rng = np.random.RandomState(0)
     images = rng.rand(40, 1, 28, 28).astype(np.float32)
     det = NRFDetector(network="mnist", epochs=1, batch_size=20, random_state=0).fit(images)
@@ -280,7 +282,7 @@ def test_images_flat_or_shaped_and_save_load(tmp_path: pytest.TempPathFactory) -
     assert back.n_iter_ == det.n_iter_
 
 
-def test_custom_networks_and_save_load(tmp_path: pytest.TempPathFactory) -> None:
+def test_custom_networks_and_save_load(tmp_path: Path) -> None:
     train, test, _ = blobs()
     energy = MLPEnergy((6,), hidden=(16,), activation="tanh")
     generator = MLPGenerator(2, 6, hidden=(16,), sigma=0.1)
@@ -347,7 +349,7 @@ def test_unit_potential_init_is_the_authors_kdd_network() -> None:
     assert all(m.g.requires_grad for m in paper.modules() if isinstance(m, WeightNormLinear))
 
 
-def test_authors_mnist_options_rmsprop_clamp_fixed_scales(tmp_path: pytest.TempPathFactory) -> None:
+def test_authors_mnist_options_rmsprop_clamp_fixed_scales(tmp_path: Path) -> None:
     from nrf.nn import WeightNormLinear
 
     train, test, _ = blobs(n=100)
@@ -459,7 +461,7 @@ def test_parameter_average_is_an_exponential_moving_average() -> None:
         ParameterAverage(layer, 1.0)
 
 
-def test_n_estimators_trains_independent_models_and_standardizes(tmp_path: pytest.TempPathFactory) -> None:
+def test_n_estimators_trains_independent_models_and_standardizes(tmp_path: Path) -> None:
     train, test, y = blobs()
     det = NRFDetector(n_estimators=3, **{**FAST, "epochs": 10}).fit(train)  # AUROC 0.947 (one model: 0.846)
     energy = det.objective_.energy

@@ -432,9 +432,7 @@ class NRFDetector(BaseEstimator):
         self.event_shape_ = tuple(shape)
         self.history_ = history.epochs
         self.n_iter_ = history.iterations
-        energies = self._member_energies(data)
-        if not np.isfinite(energies).all():
-            raise FloatingPointError("the trained model gives non-finite energies on the training data")
+        energies = self._member_energies(data, rows="the training data")
         self.member_stats_ = np.stack([energies.mean(1), energies.std(1)], axis=1)
         self._set_scores(self._combine(energies))
         return self
@@ -446,15 +444,23 @@ class NRFDetector(BaseEstimator):
         self._mu = float(np.mean(scores))
         self._sigma = float(np.std(scores))
 
-    def _member_energies(self, data: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """Energies of every model, shape ``(n_estimators, n)``."""
+    def _member_energies(self, data: np.ndarray, rows: str = "X", chunk: int = 4096) -> np.ndarray:
+        """Energies of every model, shape ``(n_estimators, n)``; a ``FloatingPointError``
+        naming the first of the ``rows`` where a model's energy is not finite."""
         objective = self.objective_
         ref = next(objective.energy.parameters())
         out = []
         for start in range(0, data.shape[0], chunk):
             x = torch.from_numpy(data[start : start + chunk]).to(ref.device, ref.dtype)
             out.append(objective.score_models(x.view(-1, *self.event_shape_)).double().cpu())
-        return torch.cat(out, dim=1).numpy() if out else np.zeros((self.n_estimators, 0))
+        energies = torch.cat(out, dim=1).numpy() if out else np.zeros((self.n_estimators, 0))
+        bad = ~np.isfinite(energies).all(axis=0)
+        if bad.any():
+            raise FloatingPointError(
+                f"the model gives non-finite energies on {int(bad.sum())} rows of {rows} (first: row "
+                f"{int(np.nonzero(bad)[0][0])}); are these rows far outside the training data's range?"
+            )
+        return energies
 
     def _combine(self, energies: np.ndarray) -> np.ndarray:
         """One model: its energies; several: the mean of their standardized energies."""
@@ -472,14 +478,7 @@ class NRFDetector(BaseEstimator):
         """Anomaly scores, higher = more anomalous, shape ``(n,)``: the energies E(x), or with
         ``n_estimators > 1`` the mean of the models' standardized energies."""
         check_is_fitted(self, "decision_scores_")
-        scores = self._energies(self._validate(X, reset=False))
-        bad = ~np.isfinite(scores)
-        if bad.any():
-            raise FloatingPointError(
-                f"the model gives non-finite energies on {int(bad.sum())} rows of X (first: row "
-                f"{int(np.nonzero(bad)[0][0])}); are these rows far outside the training data's range?"
-            )
-        return scores
+        return self._energies(self._validate(X, reset=False))
 
     def score_samples(self, X: Any) -> np.ndarray:
         """-E(x), the unnormalized log-density: scikit-learn's sign (higher = more normal)."""
