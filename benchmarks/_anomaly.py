@@ -158,16 +158,12 @@ def fit_and_score(
 
 
 def detector_settings(detector: Any) -> dict[str, Any]:
-    """A detector's parameters as JSON values, with the resolved preset for nrf detectors
-    (whose ``None`` parameters mean "the preset's value"), without ``random_state`` (the
-    benchmarks derive it from ``--seed`` and the split)."""
+    """A detector's parameters as JSON values, with the resolved settings for nrf detectors
+    (``"preset"``: the component specs its ``None`` parameters resolve to), without
+    ``random_state`` (the benchmarks derive it from ``--seed`` and the split)."""
     params = {k: v for k, v in detector.get_params().items() if k != "random_state"}
     if type(detector).__name__ == "NRFDetector":
-        from dataclasses import asdict
-
-        from nrf.applications.presets import detector_preset
-
-        params["preset"] = asdict(detector_preset(detector.network))
+        params["preset"] = detector._settings().to_config()
     loaded: dict[str, Any] = json.loads(json.dumps(params, default=repr, sort_keys=True))
     return loaded
 

@@ -37,7 +37,7 @@ from _anomaly import (
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
-from nrf.applications.preprocessing import GlobalContrastNormalizer, ScalarMinMaxScaler
+from nrf.applications.anomaly.preprocessing import GlobalContrastNormalizer, ScalarMinMaxScaler
 from nrf.bench import BenchResult, markdown_table, mean_sd
 from nrf.data import load_mnist
 

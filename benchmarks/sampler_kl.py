@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     finals: dict[str, list[float]] = {}
     for name, (sampler, target, cost) in _methods(schedule, problem, args.inner_step).items():
         chain_gen = torch.Generator().manual_seed(args.seed + 1)
+        if isinstance(target, AugmentedTarget):
+            target.restart()  # new chains from ancestral samples of q
         state = sampler.init((x0, h0))
         iters, kls = [0], [gaussian_kl(torch.cat(state.position, 1).view(runs, chains, 2 * d), problem.truth)]
         transitions = steps // cost

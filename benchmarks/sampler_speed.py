@@ -82,6 +82,8 @@ def _nrf(sampler: Sampler, target: Target, z0: Any) -> Callable[[int], Any]:
     gen = torch.Generator(device="cpu").manual_seed(0)
 
     def go(n: int) -> None:
+        if isinstance(target, AugmentedTarget):
+            target.restart()  # new chains from ancestral samples of q
         state = sampler.init(z0)
         for _ in range(n):
             state, _ = sampler.step(target, state, gen)

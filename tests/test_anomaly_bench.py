@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import make_pipeline
 
-from nrf.applications.preprocessing import GlobalContrastNormalizer, ScalarMinMaxScaler
+from nrf.applications.anomaly.preprocessing import GlobalContrastNormalizer, ScalarMinMaxScaler
 from nrf.cli.main import main
 from test_data_kddcup import make_table, write_csv
 
@@ -73,16 +73,17 @@ def test_kdd_benchmark_tiny_run_and_resume(
     # a changed nrf default invalidates only the nrf records: they rerun, IForest's are kept
     from dataclasses import replace
 
-    from nrf.applications import presets
+    from nrf.applications.anomaly import presets
 
-    changed = replace(presets.DETECTOR_PRESETS["tabular"], alpha_p=0.2)
+    tabular = presets.DETECTOR_PRESETS["tabular"]
+    changed = replace(tabular, objective={**tabular.objective, "alpha_p": 0.2})
     monkeypatch.setitem(presets.DETECTOR_PRESETS, "tabular", changed)
     assert main([*args[:-4], "--splits", "3", "--methods", "sghmc,iforest", "--resume"]) == 0
     lines = (out / "kdd-progress.jsonl").read_text().splitlines()
     assert [json.loads(line)["method"] for line in lines[7:]] == ["nrf SGHMC"] * 3
-    assert json.loads(lines[-1])["settings"]["preset"]["alpha_p"] == 0.2
+    assert json.loads(lines[-1])["settings"]["preset"]["objective"]["alpha_p"] == 0.2
     results = json.loads((out / "kdd.json").read_text())["results"]["methods"]
-    assert [r["settings"]["preset"]["alpha_p"] for r in results["nrf SGHMC"]["per_split"]] == [0.2] * 3
+    assert [r["settings"]["preset"]["objective"]["alpha_p"] for r in results["nrf SGHMC"]["per_split"]] == [0.2] * 3
     # --report prints what the progress file holds and fits nothing, even for missing splits
     capsys.readouterr()
     assert main([*args[:-4], "--splits", "5", "--methods", "sghmc,iforest", "--report"]) == 0

@@ -21,7 +21,7 @@ def test_shipped_configs_are_valid() -> None:
 
 def test_defaults_and_round_trip(tmp_path: Path) -> None:
     cfg = load_config(None, ["train.grad_clip=1.5", "model.energy_args.hidden=[4]"])
-    assert cfg.optim["energy"].lr == pytest.approx(1e-3)
+    assert cfg.optim["energy"]["lr"] == pytest.approx(1e-3)
     (tmp_path / "c.toml").write_text(dumps(cfg))
     assert load_config(tmp_path / "c.toml") == cfg
     assert from_dict(Config, {}) == Config()
@@ -40,7 +40,13 @@ def test_defaults_and_round_trip(tmp_path: Path) -> None:
         ("[train]\nsteps = 0\n", "train.steps: expected >= 1"),
         ("[run]\ndevice = 'tpu'\n", "run.device: expected"),
         ("[divergence]\nlr_factor = 2.0\n", "divergence.lr_factor"),
-        ("[optim.energy]\nname = 'rmsprop'\n", "optim.energy.name"),
+        ("[optim.energy]\nname = 'adagrad'\n", "optim.energy.name: expected one of"),
+        ("[optim.energy]\nname = 'sgd'\nbetas = [0.5, 0.9]\n", "optim.energy.betas: not an argument of sgd"),
+        ("[sampler]\nname = 'hmc'\nn_leapfrogs = 3\n", "sampler.n_leapfrogs: not an argument of hmc"),
+        ("[sampler]\nname = 'mppi'\ntemperature = -1.0\n", "sampler: temperature must be"),
+        ("[sampler]\nstep_size = { name = 'polynomial', a = 10 }\n", "sampler.step_size.b: required"),
+        ("[train]\nlr_schedule = 'wavy'\n", "train.lr_schedule.name: expected one of"),
+        ("[train]\nema = 1.5\n", r"train.ema: expected a number in \(0, 1\)"),
     ],
 )
 def test_errors_name_the_dotted_key(tmp_path: Path, text: str, message: str) -> None:
@@ -50,9 +56,40 @@ def test_errors_name_the_dotted_key(tmp_path: Path, text: str, message: str) -> 
         load_config(path)
 
 
+def test_components_reach_every_argument() -> None:
+    cfg = load_config(
+        None,
+        [
+            "sampler.name='hmc'", "sampler.n_leapfrog=4", "sampler.mass=2.0", "sampler.step_size=0.1",
+            "optim.energy.name='rmsprop'", "optim.energy.alpha=0.95", "train.ema=0.99",
+            "train.lr_schedule={ name = 'exponential', gamma = 0.97 }",
+        ],
+    )  # fmt: skip
+    assert cfg.sampler == {"name": "hmc", "step_size": 0.1, "n_leapfrog": 4, "mass": 2.0, "steps": 10}
+    assert cfg.optim["energy"]["alpha"] == 0.95
+    assert cfg.train.lr_schedule == {"name": "exponential", "gamma": 0.97, "every": "epoch"}
+    from nrf.training.build import build_sampler
+
+    sampler = build_sampler(cfg.sampler)
+    assert (sampler.n_leapfrog, sampler.mass) == (4, 2.0)  # type: ignore[attr-defined]
+    mppi = load_config(None, ["sampler.name='mppi'", "sampler.n_samples=7", "sampler.temperature=0.5"])
+    assert (build_sampler(mppi.sampler).n_samples, build_sampler(mppi.sampler).temperature) == (7, 0.5)  # type: ignore[attr-defined]
+    coop = load_config(
+        None,
+        [
+            "sampler.name='coopnet'",
+            "sampler.n_x=3",
+            "sampler.step_size={ name = 'polynomial', a = 10, b = 1000, c = 2 }",
+        ],
+    )
+    built = build_sampler(coop.sampler)
+    assert built.n_x == 3  # type: ignore[attr-defined]
+    assert built.step_size(0) == pytest.approx(0.01)  # type: ignore[attr-defined]
+
+
 def test_overrides() -> None:
     cfg = load_config(None, ["optim.energy.lr=1e-4", "run.name=exp-1", "model.energy_args.hidden=[8, 8]"])
-    assert cfg.optim["energy"].lr == pytest.approx(1e-4)
+    assert cfg.optim["energy"]["lr"] == pytest.approx(1e-4)
     assert cfg.run.name == "exp-1"
     assert cfg.model.energy_args == {"hidden": [8, 8]}
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):

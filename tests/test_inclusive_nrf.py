@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from nrf.data import Batch
 from nrf.generators import MLPGenerator
 from nrf.objectives import InclusiveNRF
 from nrf.samplers import Langevin
@@ -50,7 +51,7 @@ def test_updates_without_revision_have_the_closed_form() -> None:
     objective = InclusiveNRF(energy, gen, Langevin(0.01), steps=0)
     data = torch.randn(64, 2, generator=torch.Generator().manual_seed(1)) + 3.0
     ctx = RecordingContext(objective)
-    objective.training_step(data, ctx)
+    objective.training_step(Batch(data), ctx)
     # The same draw of (x', h') the objective made:
     x, h = gen.sample(64, torch.Generator().manual_seed(0))
     # d/dm [mean E(data) - mean E(x)] = a (mean x - mean data): m moves toward the data.
@@ -68,7 +69,7 @@ def test_potential_control_term() -> None:
     objective = InclusiveNRF(energy, gen, Langevin(0.01), steps=0, alpha_p=0.7)
     data = torch.randn(32, 2, generator=torch.Generator().manual_seed(2))
     ctx = RecordingContext(objective)
-    objective.training_step(data, ctx)
+    objective.training_step(Batch(data), ctx)
     x, _ = gen.sample(32, torch.Generator().manual_seed(0))
     e_data = 0.5 * (data - energy.m.detach()).pow(2).sum(1)
     # d/dm alpha mean E^2 = alpha mean 2 E dE/dm, dE/dm = -(x - m)
@@ -77,7 +78,7 @@ def test_potential_control_term() -> None:
     # control="both" adds alpha mean E(x)^2 of the (here unrevised) samples
     both = InclusiveNRF(energy, gen, Langevin(0.01), steps=0, alpha_p=0.7, control="both")
     ctx = RecordingContext(both)
-    both.training_step(data, ctx)
+    both.training_step(Batch(data), ctx)
     e_x = 0.5 * (x - energy.m.detach()).pow(2).sum(1)
     control_x = 0.7 * (2 * e_x.unsqueeze(1) * -(x - energy.m.detach())).mean(0)
     torch.testing.assert_close(ctx.grads["energy"][0], x.mean(0) - data.mean(0) + control + control_x)

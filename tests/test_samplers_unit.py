@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from nrf.samplers import (
     Langevin,
     PolynomialDecay,
     ReplayBuffer,
+    SGHMCState,
     langevin_update,
     leapfrog,
     mppi_update,
@@ -166,17 +168,22 @@ def test_state_dict_round_trip_continues_identically() -> None:
         sampler, target, sampler.init(torch.randn(4, 3, generator=_gen(11))), 3, generator=_gen(12)
     )
     saved = state.state_dict()
-    restored = ChainState.from_state_dict(saved)
+    restored = SGHMCState.from_state_dict(saved)
     assert restored.step == 3
     a, _ = run(sampler, target, state, 4, generator=_gen(13))
     b, _ = run(sampler, target, restored, 4, generator=_gen(13))
     torch.testing.assert_close(a.x, b.x, atol=0, rtol=0)
     torch.testing.assert_close(a.momentum[0], b.momentum[0], atol=0, rtol=0)
-    other = ChainState(position=(torch.zeros(1, 3),))
+    other = SGHMCState(position=(torch.zeros(1, 3),))
     other.load_state_dict(saved)
     torch.testing.assert_close(other.x, state.x)
+    torch.testing.assert_close(other.momentum[0], state.momentum[0])
     with pytest.raises(ValueError, match=r"missing the entry 'position\.0'"):
         ChainState.from_state_dict({"step": 0, "n_position": 1})
+    # a state type without momentum restores the position only
+    plain = ChainState.from_state_dict(saved)
+    assert type(plain) is ChainState
+    assert plain.step == 3
     assert sampler.state_dict() == {
         "class": "SGHMC",
         "step_size": 0.05,
@@ -292,18 +299,20 @@ def test_augmented_target_first_step_and_x_only_variant() -> None:
     gen = MLPGenerator(2, 2, hidden=(), batch_norm=False, output_norm="none", sigma=0.5)
     x, h = gen.sample(6, _gen(16))
     target = AugmentedTarget(energy, gen, inner_step_size=0.1)
-    gx, gh = target.grad((x, h), step=0)
+    gx, gh = target.grad((x, h))  # the first gradient of a new target: h* = h
     torch.testing.assert_close(gx, energy.score(x))  # h* = h: only the model's gradient
     hg = h.clone().requires_grad_(True)
     (ref_h,) = torch.autograd.grad(gen.log_prob(x, hg).sum(), hg)
     torch.testing.assert_close(gh, ref_h)
     # Later steps: Delta_x = -dE/dx + (g(h) - g(h*)) / sigma^2, with h* from the inner step.
-    gx1, _ = target.grad((x, h), step=1, generator=_gen(17))
+    gx1, _ = target.grad((x, h), generator=_gen(17))
     eta = torch.randn(h.shape, generator=_gen(17))
     h_star = h + 0.1 * ref_h + math.sqrt(0.2) * eta
     with torch.no_grad():
         expected = energy.score(x) + (gen(h) - gen(h_star)) / 0.25
     torch.testing.assert_close(gx1, expected)
+    target.restart()  # new chains from ancestral samples: the first-step rule again
+    torch.testing.assert_close(target.grad((x, h))[0], energy.score(x))
     # The authors' variant freezes h and follows -dE/dx.
     x_only = AugmentedTarget(energy, gen, variant="x-only")
     state, _ = run(Langevin(0.1), x_only, Langevin(0.1).init((x, h)), 3, generator=_gen(18))
@@ -312,6 +321,50 @@ def test_augmented_target_first_step_and_x_only_variant() -> None:
         target.log_prob((x, h))
     with pytest.raises(ValueError, match="sigma > 0"):
         AugmentedTarget(energy, MLPGenerator(2, 2, hidden=(4,)))
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Langevin(0.1, noise_scale=0.01, grad_clip=0.5, clamp=(-1.0, 1.0)),
+        Langevin(PolynomialDecay(10, 1000, 2), mh=True),
+        SGHMC(0.02, beta=0.3, noise_scale=0.0),
+        HMC(0.2, n_leapfrog=7, mass=2.0),
+        MPPI(0.3, n_samples=9, temperature=0.5),
+        CoopNet(0.01, n_x=3, n_h=4),
+    ],
+    ids=lambda s: type(s).__name__,
+)
+def test_to_config_from_config_round_trip(sampler: Any) -> None:
+    from nrf.samplers import SAMPLERS
+    from nrf.samplers.base import Sampler
+
+    config = sampler.to_config()
+    assert config["name"] in SAMPLERS.names()
+    rebuilt = Sampler.from_config(config)
+    assert type(rebuilt) is type(sampler)
+    assert rebuilt.to_config() == config
+    assert SAMPLERS.build(config) == sampler
+    with pytest.raises(ValueError, match=r"sampler\.bogus: not an argument of"):
+        SAMPLERS.build({**config, "bogus": 1}, key="sampler")
+
+
+def test_aliases_and_mala_spec() -> None:
+    from nrf.samplers import SAMPLERS
+
+    assert SAMPLERS.build({"name": "sgld", "step_size": 0.1}) == Langevin(0.1)
+    mala = SAMPLERS.build({"name": "mala", "step_size": 0.1})
+    assert mala.mh
+    assert mala.to_config()["name"] == "langevin"
+
+
+def test_mppi_on_a_masked_target_keeps_observed_values() -> None:
+    observed = torch.ones(4, 3)
+    mask = torch.tensor([True, False, True])
+    target = MaskedTarget(_std_target(), mask, observed)
+    sampler = MPPI(0.3, n_samples=6)
+    state, _ = run(sampler, target, sampler.init(torch.zeros(4, 3)), 4, generator=_gen(40))
+    torch.testing.assert_close(state.x[:, 1], observed[:, 1])
 
 
 def test_coopnet_requires_augmented_target() -> None:

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from nrf.cli.main import main
-from nrf.objectives import ContrastiveDivergence, StepContext
+from nrf.data import Batch
+from nrf.objectives import OBJECTIVES, ContrastiveDivergence, StepContext
 from nrf.training import checkpoint as ckpt
-from nrf.training.build import OBJECTIVES, register_objective
+from nrf.training.build import register_objective
 from nrf.training.config import load_config
 from nrf.training.run import load_run, train
 from nrf.training.trainer import TrainingDiverged
@@ -110,15 +111,15 @@ class NaNOnce(ContrastiveDivergence):
 
     injected = False
 
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         if ctx.step == 15 and not NaNOnce.injected:
             NaNOnce.injected = True
-            ctx.update("energy", self.energy(batch).mean() * float("nan"))
+            ctx.update("energy", self.energy(batch.x).mean() * float("nan"))
         return super().training_step(batch, ctx)
 
 
 class AlwaysNaN(ContrastiveDivergence):
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         if ctx.step >= 12:
             return {"loss": float("nan")}
         return super().training_step(batch, ctx)
@@ -126,15 +127,12 @@ class AlwaysNaN(ContrastiveDivergence):
 
 @pytest.fixture
 def test_objectives() -> Any:
-    def builder(cls: type[ContrastiveDivergence]) -> Any:
-        return lambda cfg, energy, gen, sampler: cls(energy, sampler, cfg.sampler.steps)
-
-    register_objective("cd-nan-once")(builder(NaNOnce))
-    register_objective("cd-always-nan")(builder(AlwaysNaN))
+    register_objective("cd-nan-once", context=("energy", "sampler"))(NaNOnce)
+    register_objective("cd-always-nan", context=("energy", "sampler"))(AlwaysNaN)
     NaNOnce.injected = False
     yield
-    OBJECTIVES.pop("cd-nan-once")
-    OBJECTIVES.pop("cd-always-nan")
+    OBJECTIVES.unregister("cd-nan-once")
+    OBJECTIVES.unregister("cd-always-nan")
 
 
 @pytest.mark.usefixtures("test_objectives")

@@ -1,18 +1,22 @@
-"""Applications of trained random fields: the anomaly detector and its presets."""
+"""Applications of trained random fields, one sub-package each: ``anomaly`` (the detector)."""
 
-from nrf.applications.detector import NRFDetector
-from nrf.applications.fitting import FitDiverged, ParameterAverage, fit_epochs
-from nrf.applications.presets import DETECTOR_PRESETS, DetectorPreset, detector_preset
-from nrf.applications.thresholds import outlier_confidence, outlier_proba, score_threshold
+from nrf.applications.anomaly import (
+    DETECTOR_PRESETS,
+    DetectorPreset,
+    DetectorSettings,
+    NRFDetector,
+    detector_preset,
+    outlier_confidence,
+    outlier_proba,
+    score_threshold,
+)
 
 __all__ = [
     "DETECTOR_PRESETS",
     "DetectorPreset",
-    "FitDiverged",
+    "DetectorSettings",
     "NRFDetector",
-    "ParameterAverage",
     "detector_preset",
-    "fit_epochs",
     "outlier_confidence",
     "outlier_proba",
     "score_threshold",

@@ -97,6 +97,7 @@ def _seeded_generator(args: argparse.Namespace, device: str) -> Any:
 def run_sample(args: argparse.Namespace) -> int:
     import torch
 
+    from nrf.training.ensemble import member_samples
     from nrf.training.run import load_run
 
     if args.n < 1:
@@ -107,7 +108,7 @@ def run_sample(args: argparse.Namespace) -> int:
     device = args.device or "cpu"
     objective = load_run(args.run_dir, args.checkpoint, device)
     with torch.no_grad():
-        samples = objective.sample_model(args.n, args.model, _seeded_generator(args, device)).cpu().numpy()
+        samples = member_samples(objective, args.n, args.model, _seeded_generator(args, device)).cpu().numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, samples)
     print(f"{samples.shape[0]} samples of shape {samples.shape[1:]} -> {out}")
@@ -143,6 +144,7 @@ def _read_rows(path: Path) -> np.ndarray:
 def run_score(args: argparse.Namespace) -> int:
     import torch
 
+    from nrf.training.ensemble import member_energy
     from nrf.training.run import load_run
 
     x = torch.from_numpy(_read_rows(Path(args.input)))
@@ -152,7 +154,9 @@ def run_score(args: argparse.Namespace) -> int:
     numel = int(np.prod(shape))
     if tuple(x.shape[1:]) != shape and not (x.dim() == 2 and x.shape[1] == numel):
         raise ValueError(f"--input rows have shape {tuple(x.shape[1:])}, the model expects {shape}")
-    energies = torch.cat([objective.score(c.to(device), args.model) for c in x.split(4096)]).cpu().numpy()
+    energies = (
+        torch.cat([member_energy(objective, c.to(device), args.model) for c in x.split(4096)]).cpu().numpy()
+    )
     if args.out is None:
         for e in energies:
             print(f"{e:.6g}")

@@ -4,6 +4,7 @@ Real files are looked up in the explicit ``root``, then ``$NRF_DATA_DIR``, then
 ``~/.cache/nrf`` (see :mod:`nrf.data.paths`); loaders never download.
 """
 
+from nrf.data.batch import Batch
 from nrf.data.cifar import RestrictedUnpickler, load_cifar10
 from nrf.data.digits import load_digits
 from nrf.data.errors import ChecksumError, DataFormatError, DataNotFoundError
@@ -16,6 +17,7 @@ from nrf.data.synthetic import MixtureData, bimodal1d, gmm32, gmm32_centres, gri
 __all__ = [
     "DATASETS",
     "ENV_VAR",
+    "Batch",
     "ChecksumError",
     "DataFormatError",
     "DataNotFoundError",

@@ -3,6 +3,7 @@
 from nrf.energies.analytic import GaussianEnergy, GaussianMixtureEnergy
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
+from nrf.energies.compose import SumEnergy, TemperedEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
@@ -17,5 +18,7 @@ __all__ = [
     "MLPEnergy",
     "SNGANConvEnergy",
     "SNGANResNetEnergy",
+    "SumEnergy",
+    "TemperedEnergy",
     "paper_potential",
 ]

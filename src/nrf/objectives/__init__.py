@@ -1,6 +1,7 @@
-"""Learning methods, one file each, driven by :class:`nrf.training.Trainer`."""
+"""Learning methods, one file each, registered by name in :data:`OBJECTIVES` and driven by
+the one training loop (:mod:`nrf.training.loop`)."""
 
-from nrf.objectives.base import Objective, StepContext
+from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.objectives.exclusive_nrf import ExclusiveNRF
 from nrf.objectives.gan import GAN
@@ -9,6 +10,7 @@ from nrf.objectives.wgan_gp import WGANGP
 
 __all__ = [
     "GAN",
+    "OBJECTIVES",
     "WGANGP",
     "ContrastiveDivergence",
     "ExclusiveNRF",

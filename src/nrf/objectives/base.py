@@ -5,7 +5,10 @@ calls :meth:`Objective.training_step` with a :class:`StepContext`; the objective
 its losses and calls ``ctx.update(group, loss)`` once per optimizer group, in the order
 its method requires (e.g. the potential first, then the generator). The context owns the
 optimizers, gradient clipping, multi-process gradient averaging and the non-finite
-checks, so objectives contain only the method's mathematics.
+checks, so objectives contain only the method's mathematics. Losses are means over the
+batch's rows; with an ensemble network (several members trained as one, see
+:mod:`nrf.nn.ensemble`) the loop turns them into the sum of the members' means, so an
+objective never knows how many members it trains.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+from nrf.data.batch import Batch
+from nrf.registry import Configurable, Registry, plain
 
 
 class StepContext(Protocol):
@@ -28,46 +34,34 @@ class StepContext(Protocol):
         ...
 
 
-class Objective(nn.Module, ABC):
+OBJECTIVES: Registry[Objective] = Registry("objective")
+"""Every learning method by name (``[objective]`` of configs, the detector's ``method``);
+networks and the sampler are given as context, the method's own options by the spec."""
+
+
+class Objective(nn.Module, Configurable, ABC):
     """Base class of every learning method.
 
     Subclasses set ``self.energy`` (the model whose energy is the density) and implement
-    :meth:`optimizer_groups`, :meth:`training_step` and :meth:`sample`.
+    :meth:`optimizer_groups`, :meth:`training_step` and :meth:`sample`; registered ones
+    keep each constructor option under its own name, so :meth:`to_config` can read it.
     """
 
     energy: nn.Module
 
-    @property
-    def n_models(self) -> int:
-        """Independent models trained together (batched networks; 1 otherwise). Batches hold
-        ``n_models`` blocks of rows, and losses are sums over models of per-model means."""
-        return int(getattr(self.energy, "n_models", 1))
-
-    def for_every_model(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` once per model: ``n_models`` copies stacked along the batch dimension, the
-        layout batched networks expect (``x`` itself for a single model)."""
-        if self.n_models == 1:
-            return x
-        return x.repeat(self.n_models, *([1] * (x.dim() - 1)))
-
-    @torch.no_grad()
-    def score_models(self, x: torch.Tensor) -> torch.Tensor:
-        """Energies of ``x`` under every model, shape ``(n_models, batch)`` (evaluation mode)."""
-        was_training = self.training
-        self.eval()
-        try:
-            out: torch.Tensor = self.energy(self.for_every_model(x)).view(self.n_models, x.shape[0])
-        finally:
-            self.train(was_training)
-        return out
+    def config_args(self) -> dict[str, Any]:
+        """The method's options (constructor arguments other than networks and sampler)."""
+        assert self.registry is not None
+        return {k: plain(getattr(self, k)) for k in self.registry.entry(self.config_name).parameters()}
 
     @abstractmethod
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameter groups by name; the config gives each group its optimizer."""
 
     @abstractmethod
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
-        """One update on ``batch``; returns named metrics (floats) for logging."""
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        """One update on ``batch`` (rows ``batch.x``, labels ``batch.y`` when the data has
+        them); returns named metrics (floats) for logging."""
 
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -81,29 +75,16 @@ class Objective(nn.Module, ABC):
         if any(True for _ in weight_norm_layers(self.energy)):
             data_dependent_init(self.energy, data)
 
-    def _check_model(self, model: int | None) -> int | None:
-        if self.n_models == 1:
-            return None
-        if model is None or not 0 <= model < self.n_models:
-            raise ValueError(f"model: this run trained {self.n_models} models together; choose one in "
-                             f"[0, {self.n_models}), got {model!r}")  # fmt: skip
-        return model
-
     @torch.no_grad()
-    def score(self, x: torch.Tensor, model: int | None = None) -> torch.Tensor:
-        """Energies of ``x`` (higher = less probable), shape ``(batch,)``; with batched
-        models, those of model ``model``."""
-        index = self._check_model(model)
-        return self.score_models(x)[0 if index is None else index]
-
-    def sample_model(
-        self, n: int, model: int | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """``n`` samples; with batched models, those of model ``model``."""
-        index = self._check_model(model)
-        if index is None:
-            return self.sample(n, generator)
-        return self.sample(n * self.n_models, generator).view(self.n_models, n, *self.event_dims())[index]
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Energies of ``x`` in evaluation mode (higher = less probable), one per row."""
+        was_training = self.training
+        self.eval()
+        try:
+            out: torch.Tensor = self.energy(x)
+        finally:
+            self.train(was_training)
+        return out
 
     def event_dims(self) -> tuple[int, ...]:
         """Shape of one sample."""
@@ -116,3 +97,6 @@ class Objective(nn.Module, ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+
+Objective.registry = OBJECTIVES

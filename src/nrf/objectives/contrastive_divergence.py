@@ -21,19 +21,22 @@ Negatives start from:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int
-from nrf.objectives.base import Objective, StepContext
+from nrf.data.batch import Batch
+from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.samplers import ReplayBuffer, Sampler, run
-from nrf.targets import BoltzmannTarget
+from nrf.targets import BoltzmannTarget, Target
 
 STARTS = ("data", "persistent", "buffer", "noise")
 
 
+@OBJECTIVES.register("cd", aliases=("contrastive-divergence",), context=("energy", "sampler", "target"))
 class ContrastiveDivergence(Objective):
     """CD-k / PCD / replay-buffer maximum likelihood for an energy.
 
@@ -49,6 +52,9 @@ class ContrastiveDivergence(Objective):
         Weight of the energy-magnitude regularizer.
     noise_range:
         ``(low, high)`` of the uniform noise for ``"noise"`` / ``"buffer"`` starts.
+    target:
+        Builds the density the negative chains follow from the energy (default: the
+        Boltzmann density exp(-E(x)); e.g. ``lambda e: BoltzmannTarget(e, temperature=2)``).
     """
 
     def __init__(
@@ -62,8 +68,10 @@ class ContrastiveDivergence(Objective):
         buffer_size: int = 10000,
         reinit_prob: float = 0.05,
         noise_range: tuple[float, float] = (-1.0, 1.0),
+        target: Callable[[nn.Module], Target] = BoltzmannTarget,
     ) -> None:
         super().__init__()
+        self.target_factory = target
         self.energy = energy
         self.sampler = sampler
         self.k = check_positive_int("k", k)
@@ -75,6 +83,8 @@ class ContrastiveDivergence(Objective):
         self.noise_range = (float(lo), float(hi))
         self.event_shape: tuple[int, ...] | None = None
         self._persistent: torch.Tensor | None = None
+        self.buffer_size = check_positive_int("buffer_size", buffer_size)
+        self.reinit_prob = reinit_prob
         self.buffer = ReplayBuffer(buffer_size, self._noise, reinit_prob) if start == "buffer" else None
 
     def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -107,24 +117,25 @@ class ContrastiveDivergence(Objective):
 
     def negatives(self, start: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Run ``k`` sampler transitions from ``start`` and return the final states."""
-        target = BoltzmannTarget(self.energy)
+        target = self.target_factory(self.energy)
         state, _ = run(self.sampler, target, self.sampler.init(start), self.k, generator=generator)
         return state.x.detach()
 
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        x = batch.x
         if self.event_shape is None:
-            self.event_shape = tuple(batch.shape[1:])
-        x_neg = self.negatives(self._starts(batch, ctx.generator), ctx.generator)
+            self.event_shape = tuple(x.shape[1:])
+        x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
         if self.start == "persistent":
             self._persistent = x_neg
         elif self.buffer is not None:
             self.buffer.push(x_neg)
-        e_data = self.energy(batch)
+        e_data = self.energy(x)
         e_neg = self.energy(x_neg)
         loss = e_data.mean() - e_neg.mean()
         if self.alpha > 0:
             loss = loss + self.alpha * (e_data.pow(2).mean() + e_neg.pow(2).mean())
-        ctx.update("energy", loss * self.n_models)  # sum over models of per-model means
+        ctx.update("energy", loss)
         return {
             "loss": float(loss.detach()),
             "energy_data": float(e_data.detach().mean()),

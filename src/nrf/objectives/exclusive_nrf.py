@@ -17,11 +17,14 @@ import torch
 from torch import nn
 
 from nrf._checks import check_positive
+from nrf.data.batch import Batch
 from nrf.generators import LatentGenerator
-from nrf.objectives.base import StepContext
+from nrf.nn.ensemble import batch_norm_log_scales
+from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
 
 
+@OBJECTIVES.register("exclusive", aliases=("exclusive-nrf",), context=("energy", "generator"))
 class ExclusiveNRF(GeneratorObjective):
     """Exclusive-NRF with the batch-norm entropy surrogate."""
 
@@ -36,23 +39,23 @@ class ExclusiveNRF(GeneratorObjective):
             )
 
     def entropy_surrogate(self) -> torch.Tensor:
-        """sum_k log(gamma_k^2) over the generator's batch-norm scales."""
-        return sum((torch.log(g.pow(2)).sum() for g in self.bn_scales), torch.zeros(()))
+        """sum_k log(gamma_k^2) over the generator's batch-norm scales (per model)."""
+        return batch_norm_log_scales(self.generator)
 
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
-        n = batch.shape[0]
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        n = len(batch)
         with torch.no_grad():
             fake = self.fake(n, ctx.generator)
-        e_data, e_fake = self.energy(batch), self.energy(fake)
+        e_data, e_fake = self.energy(batch.x), self.energy(fake)
         loss_e = e_data.mean() - e_fake.mean()
-        ctx.update("energy", loss_e * self.n_models)
+        ctx.update("energy", loss_e)
         e_gen = self.energy(self.fake(n, ctx.generator))
         entropy = self.entropy_surrogate()
-        loss_g = e_gen.mean() * self.n_models - self.entropy_weight * entropy
+        loss_g = e_gen.mean() - self.entropy_weight * entropy
         ctx.update("generator", loss_g)
         return {
             "loss": float(loss_e.detach()),
-            "loss_generator": float(loss_g.detach()) / self.n_models,
+            "loss_generator": float(loss_g.detach()),
             "entropy_surrogate": float(entropy.detach()),
             "energy_data": float(e_data.detach().mean()),
             "energy_samples": float(e_fake.detach().mean()),

@@ -12,23 +12,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nrf.objectives.base import StepContext
+from nrf.data.batch import Batch
+from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
 
 
+@OBJECTIVES.register("gan", context=("energy", "generator"))
 class GAN(GeneratorObjective):
     """GAN with the log-D trick on the same networks as the NRFs."""
 
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
-        n = batch.shape[0]
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        n = len(batch)
         with torch.no_grad():
             fake = self.fake(n, ctx.generator)
-        logit_real, logit_fake = -self.energy(batch), -self.energy(fake)
+        logit_real, logit_fake = -self.energy(batch.x), -self.energy(fake)
         loss_d = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
-        ctx.update("energy", loss_d * self.n_models)
+        ctx.update("energy", loss_d)
         logit_gen = -self.energy(self.fake(n, ctx.generator))
         loss_g = F.softplus(-logit_gen).mean()
-        ctx.update("generator", loss_g * self.n_models)
+        ctx.update("generator", loss_g)
         return {
             "loss": float(loss_d.detach()),
             "loss_generator": float(loss_g.detach()),

@@ -21,14 +21,18 @@ generator's batch norm always in batch-statistics mode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf.data.batch import Batch
+from nrf.energies.compose import TemperedEnergy
 from nrf.generators import LatentGenerator
-from nrf.objectives.base import StepContext
+from nrf.nn.ensemble import rows_per_member
+from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
 from nrf.samplers import Sampler, run
 from nrf.targets import AugmentedTarget, BoltzmannTarget, Target
@@ -36,19 +40,18 @@ from nrf.targets import AugmentedTarget, BoltzmannTarget, Target
 REVISIONS = ("paper", "x-only")
 
 
-class ScaledEnergy(nn.Module):
-    """``scale * energy(x)`` (the drift of a mean instead of a sum of potentials)."""
-
-    def __init__(self, energy: nn.Module, scale: float) -> None:
-        super().__init__()
-        self.energy = energy
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.energy(x) * self.scale
-        return out
+TargetFactory = Callable[[nn.Module, LatentGenerator], Target]
+"""Builds the revision target from the (possibly tempered) energy and the generator."""
 
 
+def x_only_target(energy: nn.Module, generator: LatentGenerator) -> Target:
+    """The authors' revision: x follows the model's gradient, h stays (p(x) alone)."""
+    return BoltzmannTarget(energy)
+
+
+@OBJECTIVES.register(
+    "inclusive", aliases=("inclusive-nrf",), context=("energy", "generator", "sampler", "target")
+)
 class InclusiveNRF(GeneratorObjective):
     """Algorithm 1 of Inclusive-NRF.
 
@@ -73,6 +76,9 @@ class InclusiveNRF(GeneratorObjective):
         ``"data"``: the potential-control loss alpha_p mean E(x~)^2 on the data (the
         paper); ``"both"``: alpha_p (mean E(x~)^2 + mean E(x)^2) on the data and the
         revised samples, IGEBM's energy regularizer, which bounds the energy gap.
+    target:
+        Builds the revision target from the energy and the generator (default: the
+        augmented target of Eq. 13 for ``revision="paper"``, p(x) for ``"x-only"``).
     """
 
     def __init__(
@@ -88,8 +94,10 @@ class InclusiveNRF(GeneratorObjective):
         grad_reduction: str = "sum",
         generator_bn: str = "train",
         control: str = "data",
+        target: TargetFactory | None = None,
     ) -> None:
         super().__init__(energy, generator)
+        self.target_factory = target
         self.sampler = sampler
         self.steps = check_positive_int("steps", steps, allow_zero=True)
         self.revision = check_choice("revision", revision, REVISIONS)
@@ -103,12 +111,14 @@ class InclusiveNRF(GeneratorObjective):
                 "revision='paper' needs a generator with sigma > 0; use revision='x-only' for sigma = 0"
             )
 
-    def _target(self, batch_size: int) -> Target:
+    def _target(self, chains: int) -> Target:
         energy: nn.Module = self.energy
-        if self.grad_reduction == "mean":
-            energy = ScaledEnergy(self.energy, self.n_models / batch_size)
+        if self.grad_reduction == "mean":  # the drift of the mean potential of each model's chains
+            energy = TemperedEnergy(self.energy, float(rows_per_member(self.energy, chains)))
+        if self.target_factory is not None:
+            return self.target_factory(energy, self.generator)
         if self.revision == "x-only":
-            return BoltzmannTarget(energy)
+            return x_only_target(energy, self.generator)
         return AugmentedTarget(energy, self.generator, inner_step_size=self.inner_step_size)
 
     def generate(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,21 +151,21 @@ class InclusiveNRF(GeneratorObjective):
         mean = self.generator(h)
         return 0.5 * (x - mean).pow(2).flatten(1).sum(1).mean()
 
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
-        n = batch.shape[0]
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        n = len(batch)
         x0, h0 = self.generate(n, ctx.generator)
         x, h = self.revise(x0, h0, ctx.generator)
-        e_data = self.energy(batch)
+        e_data = self.energy(batch.x)
         e_rev = self.energy(x)
         loss_e = e_data.mean() - e_rev.mean()
         if self.alpha_p > 0:
             loss_e = loss_e + self.alpha_p * e_data.pow(2).mean()
             if self.control == "both":
                 loss_e = loss_e + self.alpha_p * e_rev.pow(2).mean()
-        ctx.update("energy", loss_e * self.n_models)  # sum over models of per-model means
+        ctx.update("energy", loss_e)
         self.generator.train()
         loss_g = self._generator_loss(x, h)
-        ctx.update("generator", loss_g * self.n_models)
+        ctx.update("generator", loss_g)
         return {
             "loss": float(loss_e.detach()),
             "loss_generator": float(loss_g.detach()),

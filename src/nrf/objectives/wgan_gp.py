@@ -13,11 +13,13 @@ from __future__ import annotations
 import torch
 
 from nrf._checks import check_positive, check_positive_int
+from nrf.data.batch import Batch
 from nrf.generators import LatentGenerator
-from nrf.objectives.base import StepContext
+from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
 
 
+@OBJECTIVES.register("wgan-gp", context=("energy", "generator"))
 class WGANGP(GeneratorObjective):
     """WGAN-GP with penalty weight ``lam`` (10) and ``n_critic`` critic steps per batch."""
 
@@ -28,8 +30,8 @@ class WGANGP(GeneratorObjective):
         self.lam = check_positive("lam", lam, allow_zero=True)
         self.n_critic = check_positive_int("n_critic", n_critic)
 
-    def training_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
-        n = batch.shape[0]
+    def training_step(self, data: Batch, ctx: StepContext) -> dict[str, float]:
+        batch, n = data.x, len(data)
         for _ in range(self.n_critic):
             with torch.no_grad():
                 fake = self.fake(n, ctx.generator)
@@ -40,9 +42,9 @@ class WGANGP(GeneratorObjective):
             (grad,) = torch.autograd.grad((-self.energy(x_hat)).sum(), x_hat, create_graph=True)
             penalty = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
             loss_d = f_fake.mean() - f_real.mean() + self.lam * penalty
-            ctx.update("energy", loss_d * self.n_models)
+            ctx.update("energy", loss_d)
         loss_g = self.energy(self.fake(n, ctx.generator)).mean()  # = -mean f(G(h))
-        ctx.update("generator", loss_g * self.n_models)
+        ctx.update("generator", loss_g)
         return {
             "loss": float(loss_d.detach()),
             "loss_generator": float(loss_g.detach()),

@@ -1,28 +1,51 @@
 """Samplers: dynamics only, one contract (``init`` / ``step`` / ``run``) for all.
 
+Each sampler has its own state and info types (:class:`SGHMCState` carries momenta,
+:class:`MHState` the cached log-density of MALA and HMC); gradient samplers derive from
+:class:`GradientSampler` (a step-size schedule). Every sampler is registered by name in
+:data:`SAMPLERS` and rebuilt from its ``to_config()`` by ``SAMPLERS.build``.
 Update equations are small pure functions taking their noise as an argument
 (:func:`langevin_update`, :func:`sghmc_update`, :func:`leapfrog`, :func:`mppi_update`).
 """
 
-from nrf.samplers.base import ChainState, Sampler, StepInfo, run
+from nrf.samplers.base import (
+    SAMPLERS,
+    ChainState,
+    GradientSampler,
+    GradientStepInfo,
+    MHInfo,
+    MHState,
+    Sampler,
+    StepInfo,
+    run,
+)
 from nrf.samplers.coopnet import CoopNet
-from nrf.samplers.hmc import HMC, leapfrog
-from nrf.samplers.langevin import Langevin, langevin_update
+from nrf.samplers.hmc import HMC, HMCState, leapfrog
+from nrf.samplers.langevin import Langevin, LangevinState, langevin_update
 from nrf.samplers.mppi import MPPI, mppi_update
 from nrf.samplers.replay_buffer import ReplayBuffer
-from nrf.samplers.schedules import Constant, PolynomialDecay
-from nrf.samplers.sghmc import SGHMC, sghmc_update
+from nrf.samplers.schedules import SCHEDULES, Constant, PolynomialDecay
+from nrf.samplers.sghmc import SGHMC, SGHMCState, sghmc_update
 
 __all__ = [
     "HMC",
     "MPPI",
+    "SAMPLERS",
+    "SCHEDULES",
     "SGHMC",
     "ChainState",
     "Constant",
     "CoopNet",
+    "GradientSampler",
+    "GradientStepInfo",
+    "HMCState",
     "Langevin",
+    "LangevinState",
+    "MHInfo",
+    "MHState",
     "PolynomialDecay",
     "ReplayBuffer",
+    "SGHMCState",
     "Sampler",
     "StepInfo",
     "langevin_update",

@@ -6,43 +6,44 @@
 
 Samplers hold hyper-parameters only; they never own the model (the target does) and
 never touch global random state (noise comes from ``generator``). The batch dimension of
-the position tensors indexes independent chains.
+the position tensors indexes independent chains. Each sampler returns its own state type
+(a :class:`ChainState` subclass) and info type (a :class:`StepInfo` subclass), as
+blackjax's ``HMCState`` / ``HMCInfo``.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 import torch
 
-from nrf.samplers.schedules import Schedule, as_schedule
+from nrf.registry import ConfigError, Configurable, Registry, convert
+from nrf.samplers.schedules import SCHEDULES, Schedule, as_schedule
 from nrf.targets.base import Position, Target
+
+S = TypeVar("S", bound="ChainState")
 
 
 @dataclass
 class ChainState:
-    """The state of a batch of chains.
+    """The state every sampler keeps for a batch of chains: the position and the number of
+    transitions made. Samplers that keep more (momentum, cached gradients) extend it with
+    their own state type (:class:`~nrf.samplers.sghmc.SGHMCState`, ...).
 
     Attributes
     ----------
     position:
         Tuple of tensors (e.g. ``(x,)`` or ``(x, h)``), batch first.
-    momentum:
-        Velocities for SGHMC / HMC (same shapes as ``position``), else ``None``.
     step:
         Number of transitions made so far.
-    log_prob, grad:
-        Cached log-density and gradient at ``position`` (MALA and HMC reuse them).
     """
 
     position: Position
-    momentum: Position | None = None
     step: int = 0
-    log_prob: torch.Tensor | None = field(default=None, repr=False)
-    grad: Position | None = field(default=None, repr=False)
 
     @property
     def x(self) -> torch.Tensor:
@@ -50,39 +51,75 @@ class ChainState:
         return self.position[0]
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors and counters needed to continue the chains (no cached values)."""
-        out: dict[str, Any] = {"step": self.step, "n_position": len(self.position)}
-        for i, p in enumerate(self.position):
-            out[f"position.{i}"] = p.detach().clone()
-        if self.momentum is not None:
-            for i, m in enumerate(self.momentum):
-                out[f"momentum.{i}"] = m.detach().clone()
+        """Tensors and counters needed to continue the chains (cached values excluded): the
+        position, the step and every tuple-of-tensors field of the state type."""
+        out: dict[str, Any] = {
+            "type": type(self).__name__,
+            "step": self.step,
+            "n_position": len(self.position),
+        }
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "step" or not f.metadata.get("persistent", True) or value is None:
+                continue
+            for i, t in enumerate(value):
+                out[f"{f.name}.{i}"] = t.detach().clone()
         return out
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> ChainState:
-        """Rebuild a state written by :meth:`state_dict`."""
+        """Rebuild a state written by :meth:`state_dict` (as this state type)."""
         try:
             n = int(state["n_position"])
-            position = tuple(state[f"position.{i}"] for i in range(n))
-            momentum = tuple(state[f"momentum.{i}"] for i in range(n)) if "momentum.0" in state else None
-            return cls(position=position, momentum=momentum, step=int(state["step"]))
+            values: dict[str, Any] = {"step": int(state["step"])}
+            for f in fields(cls):
+                if f.name == "step" or not f.metadata.get("persistent", True):
+                    continue
+                if f.name == "position" or f"{f.name}.0" in state:
+                    values[f.name] = tuple(state[f"{f.name}.{i}"] for i in range(n))
+            return cls(**values)
         except KeyError as exc:
             raise ValueError(f"chain state_dict is missing the entry {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise ValueError(f"chain state_dict does not describe a {cls.__name__}: {exc}") from None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replace this state's content in place with ``state``."""
-        other = ChainState.from_state_dict(state)
-        self.position, self.momentum, self.step = other.position, other.momentum, other.step
-        self.log_prob, self.grad = None, None
+        other = type(self).from_state_dict(state)
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
+
+_CACHE: dict[str, Any] = {"persistent": False}  # recomputed after a restore, not saved
+
+
+@dataclass
+class MHState(ChainState):
+    """The state of a Metropolis-Hastings sampler (MALA, HMC): the position plus the
+    log-density and gradient cached at it (recomputed after a restore)."""
+
+    log_prob: torch.Tensor | None = field(default=None, repr=False, metadata=_CACHE)
+    grad: Position | None = field(default=None, repr=False, metadata=_CACHE)
 
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What one transition reports: the step size used and, for MH samplers, the
-    acceptance probability and the accepted mask of each chain."""
+    """What every transition reports (nothing beyond the new state for samplers without
+    tunable dynamics, such as block Gibbs); samplers extend it."""
+
+
+@dataclass(frozen=True)
+class GradientStepInfo(StepInfo):
+    """A gradient sampler's transition: the step size it used."""
 
     step_size: float
+
+
+@dataclass(frozen=True)
+class MHInfo(GradientStepInfo):
+    """A Metropolis-Hastings transition: the log-density after the transition and each
+    chain's acceptance probability and accepted flag."""
+
     log_prob: torch.Tensor | None = None
     accept_prob: torch.Tensor | None = None
     accepted: torch.Tensor | None = None
@@ -117,13 +154,43 @@ def noise_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)
 
 
-class Sampler(ABC):
-    """Base class: step-size schedule, ``init``, ``state_dict`` of hyper-parameters."""
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+"""Every sampler by name (``[sampler]`` tables of configs, detector presets)."""
 
-    step_size: Schedule
 
-    def __init__(self, step_size: float | Schedule) -> None:
-        self.step_size = as_schedule(step_size)
+def step_size_arg(value: Any, key: str) -> Schedule:
+    """A spec's ``step_size``: a positive number or a schedule table (``{name = "polynomial", ...}``)."""
+    if isinstance(value, Mapping):
+        built: Schedule = SCHEDULES.build(value, key=key)
+        return built
+    try:
+        return as_schedule(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def box_arg(value: Any, key: str) -> tuple[float, float] | None:
+    """A spec's ``clamp``: ``[low, high]`` with finite low < high."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(f"{key}: expected [low, high], got {value!r}")
+    lo, hi = (convert(v, float, key) for v in value)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ConfigError(f"{key}: expected finite low < high, got {value!r}")
+    return lo, hi
+
+
+GRADIENT_ARGS = {"step_size": step_size_arg, "clamp": box_arg}
+
+
+class Sampler(Configurable, ABC):
+    """Base class: ``init`` and ``step``, ``to_config`` / ``from_config`` of hyper-parameters.
+
+    A sampler defines its own state type (``init`` returns it) and info type (``step``
+    returns it); nothing here presumes gradients or a step size (block Gibbs and
+    temperature-driven samplers have none); :class:`GradientSampler` adds them.
+    """
 
     def init(self, z: torch.Tensor | Sequence[torch.Tensor]) -> ChainState:
         """Start chains at ``z`` (a tensor, or a tuple such as ``(x, h)``)."""
@@ -131,36 +198,60 @@ class Sampler(ABC):
 
     @abstractmethod
     def step(
-        self, target: Target, state: ChainState, generator: torch.Generator | None = None
-    ) -> tuple[ChainState, StepInfo]:
+        self, target: Target, state: Any, generator: torch.Generator | None = None
+    ) -> tuple[Any, StepInfo]:
         """One transition of every chain."""
 
+    @abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
-        """JSON-serializable hyper-parameters (for configs and checkpoints)."""
-        return {"step_size": self.step_size.config()}
+        """JSON-serializable constructor arguments (what :meth:`to_config` writes)."""
+
+    def config_args(self) -> dict[str, Any]:
+        return self.hyperparameters()
 
     def state_dict(self) -> dict[str, Any]:
         return {"class": type(self).__name__, **self.hyperparameters()}
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.hyperparameters() == other.hyperparameters()
+
+    def __hash__(self) -> int:
+        return hash(type(self).__name__)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args})"
 
 
-Callback = Callable[[int, ChainState, StepInfo], None]
+Sampler.registry = SAMPLERS
+
+
+class GradientSampler(Sampler):
+    """A sampler driven by the target's gradient, with a step-size schedule delta_t."""
+
+    step_size: Schedule
+
+    def __init__(self, step_size: float | Schedule) -> None:
+        self.step_size = as_schedule(step_size)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"step_size": self.step_size.config()}
+
+
+Callback = Callable[[int, Any, StepInfo], None]
 
 
 def run(
     sampler: Sampler,
     target: Target,
-    state: ChainState,
+    state: Any,
     n_steps: int,
     *,
     generator: torch.Generator | None = None,
     thin: int = 1,
     trajectory: bool = False,
     callback: Callback | None = None,
-) -> tuple[ChainState, list[torch.Tensor] | None]:
+) -> tuple[Any, list[torch.Tensor] | None]:
     """Run ``n_steps`` transitions.
 
     With ``trajectory`` the x of every ``thin``-th state (after the transition) is kept
@@ -182,14 +273,14 @@ def run(
 
 
 def metropolis_hastings(
-    state: ChainState,
+    state: MHState,
     proposal: Position,
     log_prob_new: torch.Tensor,
     grad_new: Position,
     log_ratio: torch.Tensor,
     step_size: float,
     generator: torch.Generator | None,
-) -> tuple[ChainState, StepInfo]:
+) -> tuple[MHState, MHInfo]:
     """Accept each chain's proposal with probability min(1, exp(log_ratio)).
 
     ``state`` must carry the current log-density and gradient (they are kept for rejected
@@ -204,7 +295,7 @@ def metropolis_hastings(
     position = select(accepted, proposal, state.position)
     grad = select(accepted, grad_new, state.grad)
     log_prob = torch.where(accepted, log_prob_new, state.log_prob)
-    info = StepInfo(step_size=step_size, log_prob=log_prob, accept_prob=accept_prob, accepted=accepted)
+    info = MHInfo(step_size=step_size, log_prob=log_prob, accept_prob=accept_prob, accepted=accepted)
     return advance(state, position=position, log_prob=log_prob, grad=grad), info
 
 
@@ -213,6 +304,6 @@ def select(mask: torch.Tensor, a: Position, b: Position) -> Position:
     return tuple(torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, y) for x, y in zip(a, b, strict=True))
 
 
-def advance(state: ChainState, **changes: Any) -> ChainState:
+def advance(state: S, **changes: Any) -> S:
     """A new state with ``changes`` and the step counter incremented."""
     return replace(state, step=state.step + 1, **changes)

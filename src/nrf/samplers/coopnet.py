@@ -19,14 +19,22 @@ from typing import Any
 import torch
 
 from nrf._checks import check_positive_int
-from nrf.samplers.base import ChainState, Sampler, StepInfo, noise_like
+from nrf.samplers.base import (
+    GRADIENT_ARGS,
+    SAMPLERS,
+    ChainState,
+    GradientSampler,
+    GradientStepInfo,
+    noise_like,
+)
 from nrf.samplers.langevin import langevin_update
 from nrf.samplers.schedules import Schedule
 from nrf.targets.augmented import AugmentedTarget
 from nrf.targets.base import Target
 
 
-class CoopNet(Sampler):
+@SAMPLERS.register("coopnet", converters=GRADIENT_ARGS)
+class CoopNet(GradientSampler):
     """Alternating Langevin on x (Lx steps) and on h (Lh steps) for an :class:`AugmentedTarget`.
 
     >>> from nrf.energies import GaussianEnergy
@@ -49,7 +57,7 @@ class CoopNet(Sampler):
 
     def step(
         self, target: Target, state: ChainState, generator: torch.Generator | None = None
-    ) -> tuple[ChainState, StepInfo]:
+    ) -> tuple[ChainState, GradientStepInfo]:
         if not isinstance(target, AugmentedTarget):
             raise TypeError(f"CoopNet samples an AugmentedTarget, got {type(target).__name__}")
         x, h = state.position
@@ -65,4 +73,4 @@ class CoopNet(Sampler):
                 h, target.latent_grad(x, h), delta, noise_like(h, generator), math.sqrt(2 * delta)
             )
         new = replace(state, position=(x, h), step=t0 + max(self.n_x, self.n_h))
-        return new, StepInfo(step_size=self.step_size(t0))
+        return new, GradientStepInfo(step_size=self.step_size(t0))

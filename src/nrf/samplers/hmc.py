@@ -11,14 +11,23 @@ H = -log p(z) + |p|^2 / (2 M). Exact for exact targets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nrf._checks import check_positive, check_positive_int
-from nrf.samplers.base import ChainState, Sampler, StepInfo, metropolis_hastings, noise_like
+from nrf.samplers.base import (
+    GRADIENT_ARGS,
+    SAMPLERS,
+    GradientSampler,
+    MHInfo,
+    MHState,
+    as_position,
+    metropolis_hastings,
+    noise_like,
+)
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Position, Target
 
@@ -54,7 +63,13 @@ def kinetic_energy(momentum: Position, mass: float) -> torch.Tensor:
     return total / (2.0 * mass)
 
 
-class HMC(Sampler):
+HMCState = MHState
+"""HMC chains: the position with the log-density and gradient cached at it (momenta are
+drawn afresh every transition, so they are not state)."""
+
+
+@SAMPLERS.register("hmc", converters=GRADIENT_ARGS)
+class HMC(GradientSampler):
     """HMC with ``n_leapfrog`` leapfrog steps of size ``step_size`` per transition.
 
     >>> from nrf.energies import GaussianEnergy
@@ -74,9 +89,12 @@ class HMC(Sampler):
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "n_leapfrog": self.n_leapfrog, "mass": self.mass}
 
+    def init(self, z: torch.Tensor | Sequence[torch.Tensor]) -> HMCState:
+        return HMCState(position=as_position(z))
+
     def step(
-        self, target: Target, state: ChainState, generator: torch.Generator | None = None
-    ) -> tuple[ChainState, StepInfo]:
+        self, target: Target, state: HMCState, generator: torch.Generator | None = None
+    ) -> tuple[HMCState, MHInfo]:
         if not target.exact:
             raise ValueError("HMC needs an exact target; this target's gradient is stochastic")
         delta = self.step_size(state.step)

@@ -19,13 +19,25 @@ the Metropolis-adjusted Langevin algorithm: exact for any step size, for exact t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nrf._checks import check_positive
-from nrf.samplers.base import ChainState, Sampler, StepInfo, advance, metropolis_hastings, noise_like
+from nrf.samplers.base import (
+    GRADIENT_ARGS,
+    SAMPLERS,
+    GradientSampler,
+    GradientStepInfo,
+    MHInfo,
+    MHState,
+    advance,
+    as_position,
+    metropolis_hastings,
+    noise_like,
+)
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Position, Target
 
@@ -52,7 +64,13 @@ def gaussian_proposal_log_density(to: Position, mean: Position, scale: float) ->
     return total
 
 
-class Langevin(Sampler):
+LangevinState = MHState
+"""Langevin chains: the position, and for MALA the log-density and gradient cached at it."""
+
+
+@SAMPLERS.register("langevin", aliases=("sgld", "ld"), converters=GRADIENT_ARGS)
+@SAMPLERS.register("mala", defaults={"mh": True}, converters=GRADIENT_ARGS)
+class Langevin(GradientSampler):
     """Langevin dynamics / SGLD (``mh=False``) or MALA (``mh=True``).
 
     Parameters
@@ -116,6 +134,9 @@ class Langevin(Sampler):
             "mh": self.mh,
         }
 
+    def init(self, z: torch.Tensor | Sequence[torch.Tensor]) -> LangevinState:
+        return LangevinState(position=as_position(z))
+
     def _scale(self, delta: float) -> float:
         return math.sqrt(2.0 * delta) if self.noise_scale is None else self.noise_scale
 
@@ -126,14 +147,14 @@ class Langevin(Sampler):
         )
 
     def step(
-        self, target: Target, state: ChainState, generator: torch.Generator | None = None
-    ) -> tuple[ChainState, StepInfo]:
+        self, target: Target, state: LangevinState, generator: torch.Generator | None = None
+    ) -> tuple[LangevinState, GradientStepInfo | MHInfo]:
         delta = self.step_size(state.step)
         scale = self._scale(delta)
         moving = target.moves(state.position)
         if self.mh:
             return self._mh_step(target, state, generator, delta, scale, moving)
-        _, grad = target.log_prob_and_grad(state.position, step=state.step, generator=generator)
+        _, grad = target.log_prob_and_grad(state.position, generator=generator)
         new = []
         for z, g, m in zip(state.position, grad, moving, strict=True):
             if not m:
@@ -145,17 +166,17 @@ class Langevin(Sampler):
             new.append(z_new)
         if self.clamp is not None:
             new[0] = new[0].clamp_(*self.clamp)
-        return advance(state, position=target.project(tuple(new))), StepInfo(step_size=delta)
+        return advance(state, position=target.project(tuple(new))), GradientStepInfo(step_size=delta)
 
     def _mh_step(
         self,
         target: Target,
-        state: ChainState,
+        state: LangevinState,
         generator: torch.Generator | None,
         delta: float,
         scale: float,
         moving: tuple[bool, ...],
-    ) -> tuple[ChainState, StepInfo]:
+    ) -> tuple[LangevinState, MHInfo]:
         if not target.exact:
             raise ValueError("mh=True needs an exact target; this target's gradient is stochastic")
         if state.log_prob is None or state.grad is None:

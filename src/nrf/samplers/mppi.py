@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from nrf._checks import check_positive, check_positive_int
-from nrf.samplers.base import ChainState, Sampler, StepInfo, advance
+from nrf.samplers.base import GRADIENT_ARGS, SAMPLERS, ChainState, GradientSampler, GradientStepInfo, advance
 from nrf.targets.base import Target
 
 
@@ -31,10 +31,12 @@ def mppi_update(candidates: torch.Tensor, log_weights: torch.Tensor) -> torch.Te
     return (w.view(*w.shape, *([1] * (candidates.dim() - 2))) * candidates).sum(0)
 
 
-class MPPI(Sampler):
+@SAMPLERS.register("mppi", converters=GRADIENT_ARGS)
+class MPPI(GradientSampler):
     """MPPI with ``n_samples`` (K) perturbations of standard deviation ``step_size`` (sigma).
 
-    Works on single-tensor positions ``(x,)``.
+    Works on single-tensor positions ``(x,)``. ``step_size`` is the perturbation scale
+    (it follows a schedule like the gradient samplers' step, though no gradient is used).
 
     >>> from nrf.energies import GaussianEnergy
     >>> from nrf.targets import BoltzmannTarget
@@ -55,18 +57,17 @@ class MPPI(Sampler):
 
     def step(
         self, target: Target, state: ChainState, generator: torch.Generator | None = None
-    ) -> tuple[ChainState, StepInfo]:
+    ) -> tuple[ChainState, GradientStepInfo]:
         if len(state.position) != 1:
             raise ValueError(
                 f"MPPI samples a single tensor x, got a position of {len(state.position)} tensors"
             )
         sigma = self.step_size(state.step)
         x = state.x
-        k, b = self.n_samples, x.shape[0]
-        eta = torch.randn((k, *x.shape), generator=generator, dtype=x.dtype, device=x.device)
-        candidates = x.unsqueeze(0) + sigma * eta
-        flat = target.project((candidates.reshape(k * b, *x.shape[1:]),))
+        eta = torch.randn((self.n_samples, *x.shape), generator=generator, dtype=x.dtype, device=x.device)
+        # each candidate is a batch of chains like x: the target projects and scores it as one
+        candidates = torch.stack([target.project((x + sigma * e,))[0] for e in eta])
         with torch.no_grad():
-            logp = target.log_prob(flat).view(k, b)
-        x_new = mppi_update(flat[0].view(k, *x.shape), logp / self.temperature)
-        return advance(state, position=target.project((x_new,))), StepInfo(step_size=sigma)
+            logp = torch.stack([target.log_prob((c,)) for c in candidates])
+        x_new = mppi_update(candidates, logp / self.temperature)
+        return advance(state, position=target.project((x_new,))), GradientStepInfo(step_size=sigma)

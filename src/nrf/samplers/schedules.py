@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from nrf._checks import check_positive
+from nrf.registry import Configurable, Registry
 
 
 class Schedule(Protocol):
-    """A step-size schedule: ``schedule(t) -> float`` plus a JSON ``config()``."""
+    """A step-size schedule: ``schedule(t) -> float`` plus its JSON ``config()`` (a number
+    for a constant, else the spec table ``{"name": ..., ...}``)."""
 
     def __call__(self, t: int) -> float: ...
 
     def config(self) -> Any: ...
 
 
-class Constant:
+SCHEDULES: Registry[Any] = Registry("schedule")
+"""Step-size schedules by name (a ``step_size`` table in a sampler spec)."""
+
+
+@SCHEDULES.register("constant")
+class Constant(Configurable):
     """delta_t = value."""
 
     def __init__(self, value: float) -> None:
@@ -27,11 +34,15 @@ class Constant:
     def config(self) -> Any:
         return self.value
 
+    def config_args(self) -> dict[str, Any]:
+        return {"value": self.value}
+
     def __repr__(self) -> str:
         return f"Constant({self.value})"
 
 
-class PolynomialDecay:
+@SCHEDULES.register("polynomial")
+class PolynomialDecay(Configurable):
     """delta_t = (a (1 + t / b)) ** (-c), the schedule of SGLD (Welling & Teh) used in
     Inclusive-NRF Fig. 2 with a = 10, b = 1000, c = 2.
 
@@ -48,7 +59,10 @@ class PolynomialDecay:
         return float((self.a * (1.0 + t / self.b)) ** (-self.c))
 
     def config(self) -> Any:
-        return {"schedule": "polynomial", "a": self.a, "b": self.b, "c": self.c}
+        return self.to_config()
+
+    def config_args(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "c": self.c}
 
     def __repr__(self) -> str:
         return f"PolynomialDecay(a={self.a}, b={self.b}, c={self.c})"

@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from nrf._checks import check_positive
-from nrf.samplers.base import ChainState, Sampler, StepInfo, advance, noise_like
+from nrf.samplers.base import (
+    GRADIENT_ARGS,
+    SAMPLERS,
+    ChainState,
+    GradientSampler,
+    GradientStepInfo,
+    advance,
+    as_position,
+    noise_like,
+)
 from nrf.samplers.langevin import clip_gradient
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Target
@@ -42,7 +52,16 @@ def sghmc_update(
     return z + v_new, v_new
 
 
-class SGHMC(Sampler):
+@dataclass
+class SGHMCState(ChainState):
+    """SGHMC chains: the position and the velocity v of every position tensor (zeros at the
+    start; frozen tensors keep theirs)."""
+
+    momentum: tuple[torch.Tensor, ...] = ()
+
+
+@SAMPLERS.register("sghmc", converters=GRADIENT_ARGS)
+class SGHMC(GradientSampler):
     """SGHMC with friction ``beta`` (Inclusive-NRF Eq. 8).
 
     >>> from nrf.energies import GaussianEnergy
@@ -87,20 +106,19 @@ class SGHMC(Sampler):
             "clamp": list(self.clamp) if self.clamp is not None else None,
         }
 
-    def init(self, z: torch.Tensor | Sequence[torch.Tensor]) -> ChainState:
-        state = super().init(z)
-        state.momentum = tuple(torch.zeros_like(p) for p in state.position)
-        return state
+    def init(self, z: torch.Tensor | Sequence[torch.Tensor]) -> SGHMCState:
+        position = as_position(z)
+        return SGHMCState(position=position, momentum=tuple(torch.zeros_like(p) for p in position))
 
     def step(
-        self, target: Target, state: ChainState, generator: torch.Generator | None = None
-    ) -> tuple[ChainState, StepInfo]:
-        if state.momentum is None:
+        self, target: Target, state: SGHMCState, generator: torch.Generator | None = None
+    ) -> tuple[SGHMCState, GradientStepInfo]:
+        if not isinstance(state, SGHMCState) or len(state.momentum) != len(state.position):
             raise ValueError("state has no momentum: create it with SGHMC.init")
         delta = self.step_size(state.step)
         scale = math.sqrt(2.0 * self.beta * delta) if self.noise_scale is None else self.noise_scale
         moving = target.moves(state.position)
-        _, grad = target.log_prob_and_grad(state.position, step=state.step, generator=generator)
+        _, grad = target.log_prob_and_grad(state.position, generator=generator)
         position, momentum = [], []
         for z, v, g, m in zip(state.position, state.momentum, grad, moving, strict=True):
             if not m:
@@ -116,4 +134,4 @@ class SGHMC(Sampler):
         if self.clamp is not None:
             position[0] = position[0].clamp_(*self.clamp)
         new_state = advance(state, position=target.project(tuple(position)), momentum=tuple(momentum))
-        return new_state, StepInfo(step_size=delta)
+        return new_state, GradientStepInfo(step_size=delta)

@@ -10,8 +10,10 @@ estimated with one inner Langevin step h* from the current h. The stochastic gra
     h*      = h + delta_h d/dh log q(h, x) + sqrt(2 delta_h) eta,   eta ~ N(0, I),
               (repeated ``inner_steps`` times; the paper uses one step)
 
-with h* = h at the first step (the chain starts from an ancestral sample of q, so h is
-already a draw from q(h | x)); there Delta_x reduces to -dE/dx.
+with h* = h at the first gradient the target computes (chains start from an ancestral
+sample of q, so h is already a draw from q(h | x)); there Delta_x reduces to -dE/dx. The
+target keeps that rule itself: a new target (or one after :meth:`AugmentedTarget.restart`)
+treats its first gradient as the first step of fresh chains.
 
 ``variant="x-only"`` is the authors' code: only x is revised (h frozen, h* = h), so the
 drift of x is -dE/dx and h keeps its generated value.
@@ -77,6 +79,7 @@ class AugmentedTarget(Target):
             self.inner_noise_scale = math.sqrt(2.0 * self.inner_step_size)
         else:
             self.inner_noise_scale = check_positive("inner_noise_scale", inner_noise_scale, allow_zero=True)
+        self.started = False
         deterministic = (
             isinstance(joint, LatentGenerator) and not joint.learn_sigma and float(joint.sigma) <= 0
         )
@@ -127,15 +130,17 @@ class AugmentedTarget(Target):
     def moves(self, position: Position) -> tuple[bool, ...]:
         return (True, False) if self.variant == "x-only" else (True, True)
 
+    def restart(self) -> None:
+        """The next gradient is the first step of new chains started from ancestral samples
+        of q (h* = h)."""
+        self.started = False
+
     def log_prob_and_grad(
-        self,
-        position: Position,
-        *,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+        self, position: Position, *, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, Position]:
         """Returns -E(x) (the tractable part, for monitoring) and (Delta_x, Delta_h)."""
         x, h = position
+        first, self.started = not self.started, True
         with torch.enable_grad(), frozen_weights():
             xg = x.detach().requires_grad_(True)
             if self.variant == "x-only":
@@ -145,7 +150,7 @@ class AugmentedTarget(Target):
             hg = h.detach().requires_grad_(True)
             neg_e = -self.energy(xg)
             log_q = self._log_joint(xg, hg)
-            if step == 0:
+            if first:
                 # h* = h: the two log q terms cancel; x follows the model's gradient only.
                 (gx,) = torch.autograd.grad(neg_e.sum(), xg)
                 (gh,) = torch.autograd.grad(log_q.sum(), hg)

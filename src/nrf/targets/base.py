@@ -33,16 +33,12 @@ class Target(ABC):
         """Log-density up to a constant, shape ``(batch,)``."""
 
     def log_prob_and_grad(
-        self,
-        position: Position,
-        *,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+        self, position: Position, *, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, Position]:
         """Log-density (detached) and its gradient with respect to every position tensor.
 
-        ``step`` is the index of the transition being computed (0 for the first) and
-        ``generator`` the source of randomness; exact targets ignore both.
+        ``generator`` is the source of randomness of a stochastic gradient; exact targets
+        ignore it.
         """
         with torch.enable_grad(), frozen_weights():
             leaves = tuple(p.detach().requires_grad_(True) for p in position)
@@ -50,15 +46,9 @@ class Target(ABC):
             grads = torch.autograd.grad(value.sum(), leaves)
         return value.detach(), tuple(g.detach() for g in grads)
 
-    def grad(
-        self,
-        position: Position,
-        *,
-        step: int = 0,
-        generator: torch.Generator | None = None,
-    ) -> Position:
+    def grad(self, position: Position, *, generator: torch.Generator | None = None) -> Position:
         """Gradient of the log-density with respect to every position tensor."""
-        return self.log_prob_and_grad(position, step=step, generator=generator)[1]
+        return self.log_prob_and_grad(position, generator=generator)[1]
 
     def moves(self, position: Position) -> tuple[bool, ...]:
         """Which position tensors a sampler updates (all by default).

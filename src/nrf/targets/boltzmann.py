@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from nrf._checks import check_positive
+from nrf.energies.compose import SumEnergy
 from nrf.targets.base import Position, Target
 
 
@@ -39,25 +40,12 @@ def tempered(target: BoltzmannTarget, temperature: float) -> BoltzmannTarget:
     return BoltzmannTarget(target.energy, temperature)
 
 
-class ProductOfExperts(Target):
-    """Sum of energies (product of experts): log p(x) = -sum_i w_i E_i(x) + const.
+class ProductOfExperts(BoltzmannTarget):
+    """Sum of energies (product of experts): log p(x) = -sum_i w_i E_i(x) + const, the
+    Boltzmann density of :class:`~nrf.energies.SumEnergy`.
 
     Used for compositional generation (IGEBM): each expert is an energy over the same x.
     """
 
     def __init__(self, energies: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
-        if len(energies) == 0:
-            raise ValueError("energies must hold at least one energy")
-        self.energies = list(energies)
-        if weights is None:
-            weights = [1.0] * len(self.energies)
-        if len(weights) != len(self.energies):
-            raise ValueError(f"weights must have {len(self.energies)} entries, got {len(weights)}")
-        self.weights = [check_positive(f"weights[{i}]", w) for i, w in enumerate(weights)]
-
-    def log_prob(self, position: Position) -> torch.Tensor:
-        x = position[0]
-        total = self.weights[0] * self.energies[0](x)
-        for w, e in zip(self.weights[1:], self.energies[1:], strict=True):
-            total = total + w * e(x)
-        return -total
+        super().__init__(SumEnergy(energies, weights))

@@ -30,16 +30,12 @@ class MaskedTarget(Target):
         return self.base.log_prob(self.project(position))
 
     def log_prob_and_grad(
-        self, position: Position, *, step: int = 0, generator: torch.Generator | None = None
+        self, position: Position, *, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, Position]:
-        value, grads = self.base.log_prob_and_grad(self.project(position), step=step, generator=generator)
+        value, grads = self.base.log_prob_and_grad(self.project(position), generator=generator)
         g = torch.where(self.free, grads[0], torch.zeros_like(grads[0]))
         return value, (g, *grads[1:])
 
     def project(self, position: Position) -> Position:
         x = position[0]
-        obs = self.observed.to(x.dtype)
-        if obs.dim() == x.dim() and obs.shape[0] not in (1, x.shape[0]) and x.shape[0] % obs.shape[0] == 0:
-            # Several candidates per chain stacked along the batch (e.g. MPPI): tile the observations.
-            obs = obs.repeat(x.shape[0] // obs.shape[0], *([1] * (obs.dim() - 1)))
-        return (torch.where(self.free, x, obs), *position[1:])
+        return (torch.where(self.free, x, self.observed.to(x.dtype)), *position[1:])

@@ -1,7 +1,9 @@
-"""From a validated :class:`~nrf.training.config.Config` to networks, sampler and objective."""
+"""From a validated :class:`~nrf.training.config.Config` to networks, sampler and objective,
+through the registries (:data:`~nrf.samplers.SAMPLERS`, :data:`~nrf.objectives.OBJECTIVES`)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -9,52 +11,31 @@ from torch import nn
 
 from nrf.energies import POTENTIALS, paper_potential
 from nrf.generators import GENERATORS, LatentGenerator, paper_generator
-from nrf.objectives import GAN, WGANGP, ContrastiveDivergence, ExclusiveNRF, InclusiveNRF, Objective
-from nrf.samplers import HMC, MPPI, SGHMC, Langevin, Sampler
-from nrf.training.config import Config, ConfigError, SamplerSection
-
-ObjectiveBuilder = Callable[[Config, nn.Module, "LatentGenerator | None", Sampler], Objective]
-OBJECTIVES: dict[str, ObjectiveBuilder] = {}
+from nrf.objectives import OBJECTIVES, Objective
+from nrf.registry import ConfigError
+from nrf.samplers import SAMPLERS, Sampler
+from nrf.training.config import Config
 
 
-def register_objective(name: str) -> Callable[[ObjectiveBuilder], ObjectiveBuilder]:
-    """Decorator: make an objective available as ``objective.name = NAME`` in configs."""
-
-    def wrap(builder: ObjectiveBuilder) -> ObjectiveBuilder:
-        OBJECTIVES[name] = builder
-        return builder
-
-    return wrap
+def register_objective(name: str, **options: Any) -> Callable[[Any], Any]:
+    """Decorator: make an objective class (or factory) available as ``objective.name = NAME``
+    (``context`` names the arguments supplied by the builder: ``energy``, ``generator``,
+    ``sampler``)."""
+    options.setdefault("context", ("energy", "generator", "sampler"))
+    return OBJECTIVES.register(name, **options)
 
 
 def _call(key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a constructor; turn a bad keyword or value into a ConfigError naming ``key``."""
     try:
         return fn(*args, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{key}: {exc}") from None
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{key}: {exc}") from None
 
 
-def build_sampler(section: SamplerSection) -> Sampler:
-    clamp = None
-    if section.clamp is not None:
-        if len(section.clamp) != 2:
-            raise ConfigError(f"sampler.clamp: expected [low, high], got {section.clamp!r}")
-        clamp = (section.clamp[0], section.clamp[1])
-    common = {"noise_scale": section.noise_scale, "grad_clip": section.grad_clip, "clamp": clamp}
-    if section.name == "langevin":
-        return _call("sampler", Langevin, section.step_size, **common)
-    if section.name == "mala":
-        return _call("sampler", Langevin, section.step_size, mh=True, noise_scale=section.noise_scale)
-    if section.name == "sghmc":
-        return _call("sampler", SGHMC, section.step_size, section.beta, **common)
-    if section.name == "hmc":
-        return _call("sampler", HMC, section.step_size)
-    if section.name == "mppi":
-        return _call("sampler", MPPI, section.step_size)
-    raise ConfigError(f"sampler.name: expected langevin, mala, sghmc, hmc or mppi, got {section.name!r}")
+def build_sampler(spec: dict[str, Any]) -> Sampler:
+    """The sampler of a ``[sampler]`` table (its ``steps`` belongs to the objective)."""
+    return SAMPLERS.build({k: v for k, v in spec.items() if k != "steps"}, key="sampler")
 
 
 def build_networks(cfg: Config) -> tuple[nn.Module, LatentGenerator | None]:
@@ -69,50 +50,27 @@ def build_networks(cfg: Config) -> tuple[nn.Module, LatentGenerator | None]:
                 f"model.generator: expected one of {list(GENERATORS)}, got {cfg.model.generator!r}"
             )
         generator = _call(
-            "model.generator_args", paper_generator, cfg.model.generator, **cfg.model.generator_args
+            "model.generator_args", paper_generator, cfg.model.generator, n_models, **cfg.model.generator_args
         )
     return energy, generator
 
 
 def build_objective(cfg: Config) -> Objective:
-    """Networks, sampler and the objective named by ``objective.name``."""
-    if cfg.objective.name not in OBJECTIVES:
-        raise ConfigError(f"objective.name: expected one of {sorted(OBJECTIVES)}, got {cfg.objective.name!r}")
+    """Networks, sampler and the objective named by ``objective.name``; the sampler's
+    ``steps`` becomes the objective's ``steps`` (or ``k`` for CD-k) unless its args set it."""
+    entry = OBJECTIVES.entry(cfg.objective.name, "objective.name")
     energy, generator = build_networks(cfg)
-    sampler = build_sampler(cfg.sampler)
-    return OBJECTIVES[cfg.objective.name](cfg, energy, generator, sampler)
-
-
-@register_objective("cd")
-def _cd(cfg: Config, energy: nn.Module, generator: LatentGenerator | None, sampler: Sampler) -> Objective:
+    if "generator" in entry.context and generator is None:
+        target = entry.factory.__init__ if inspect.isclass(entry.factory) else entry.factory
+        if inspect.signature(target).parameters["generator"].default is inspect.Parameter.empty:
+            raise ConfigError(f"model.generator: the {cfg.objective.name!r} objective needs a generator")
     args = dict(cfg.objective.args)
-    if "noise_range" in args:
-        args["noise_range"] = tuple(args["noise_range"])
-    return _call("objective.args", ContrastiveDivergence, energy, sampler, cfg.sampler.steps, **args)
-
-
-def _needs_generator(cfg: Config, gen: LatentGenerator | None) -> LatentGenerator:
-    if gen is None:
-        raise ConfigError(f"model.generator: the {cfg.objective.name!r} objective needs a generator")
-    return gen
-
-
-@register_objective("inclusive")
-def _inclusive(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
-    g, args = _needs_generator(cfg, gen), cfg.objective.args
-    return _call("objective.args", InclusiveNRF, energy, g, sampler, cfg.sampler.steps, **args)
-
-
-@register_objective("exclusive")
-def _exclusive(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
-    return _call("objective.args", ExclusiveNRF, energy, _needs_generator(cfg, gen), **cfg.objective.args)
-
-
-@register_objective("gan")
-def _gan(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
-    return _call("objective.args", GAN, energy, _needs_generator(cfg, gen), **cfg.objective.args)
-
-
-@register_objective("wgan-gp")
-def _wgan(cfg: Config, energy: nn.Module, gen: LatentGenerator | None, sampler: Sampler) -> Objective:
-    return _call("objective.args", WGANGP, energy, _needs_generator(cfg, gen), **cfg.objective.args)
+    context: dict[str, Any] = {"energy": energy, "generator": generator}
+    if "sampler" in entry.context:
+        context["sampler"] = build_sampler(cfg.sampler)
+        params = entry.parameters()
+        steps_arg = "k" if "k" in params else "steps" if "steps" in params else None
+        if steps_arg is not None:
+            args.setdefault(steps_arg, cfg.sampler.get("steps", 10))
+    objective: Objective = OBJECTIVES.build({"name": entry.name, **args}, key="objective.args", **context)
+    return objective

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,9 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 import tomli_w
 
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or of the wrong type; the message names its key."""
+from nrf.registry import ConfigError, from_dict
 
 
 @dataclass
@@ -65,31 +61,7 @@ class ModelSection:
     generator: str | None = None
     generator_args: dict[str, Any] = field(default_factory=dict)
     init_batch: int = 500
-    n_models: int = 1
-
-
-@dataclass
-class SamplerSection:
-    """The sampler used by the objective for its negative samples."""
-
-    name: str = "langevin"
-    step_size: float = 0.01
-    steps: int = 10
-    noise_scale: float | None = None
-    beta: float = 0.1
-    grad_clip: float | None = None
-    clamp: list[float] | None = None
-
-
-@dataclass
-class OptimizerSection:
-    """One optimizer (the objective names the groups, e.g. ``energy`` and ``generator``)."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    momentum: float = 0.0
-    weight_decay: float = 0.0
+    n_models: int = 1  # ensemble members trained together as one batched network
 
 
 @dataclass
@@ -114,6 +86,8 @@ class TrainSection:
     best_metric: str | None = None
     best_mode: str = "max"
     progress: bool = True
+    ema: float | None = None  # decay of the energy's parameter average (the model kept)
+    lr_schedule: str | dict[str, Any] = "constant"  # or a table {name = "cosine"}
 
 
 @dataclass
@@ -136,78 +110,14 @@ class Config:
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     objective: ObjectiveSection = field(default_factory=ObjectiveSection)
-    sampler: SamplerSection = field(default_factory=SamplerSection)
-    optim: dict[str, OptimizerSection] = field(default_factory=lambda: {"energy": OptimizerSection()})
+    # a sampler spec (nrf.samplers.SAMPLERS) plus ``steps``, the objective's L / k
+    sampler: dict[str, Any] = field(
+        default_factory=lambda: {"name": "langevin", "step_size": 0.01, "steps": 10}
+    )
+    # one optimizer spec (nrf.training.loop.OPTIMIZERS) per parameter group
+    optim: dict[str, dict[str, Any]] = field(default_factory=lambda: {"energy": {"name": "adam"}})
     train: TrainSection = field(default_factory=TrainSection)
     divergence: DivergenceSection = field(default_factory=DivergenceSection)
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
-        return f"{origin.__name__}[{args}]"
-    return "none" if tp is type(None) else getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (ints promoted to floats)."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(tp):
-            try:
-                return _convert(value, option, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{key}: expected none, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key)  # type: ignore[arg-type]
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
-        _, item = typing.get_args(tp)
-        return {k: _convert(v, item, f"{key}.{k}") for k, v in value.items()}
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp in (str, bool) and isinstance(value, tp):
-        return value
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-
-
-def from_dict(cls: type[Any], data: Any, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a (nested) dict, validating every key."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a table, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            where = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(names))})")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            where = f"{prefix}.{f.name}" if prefix else f.name
-            kwargs[f.name] = _convert(data[f.name], hints[f.name], where)
-    return cls(**kwargs)
 
 
 def _parse_value(text: str) -> Any:
@@ -271,14 +181,42 @@ def validate(cfg: Config) -> Config:
     for ok, key, expected, value in checks:
         if not ok:
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
-    for name, opt in cfg.optim.items():
-        if opt.name not in ("adam", "adamw", "sgd"):
-            raise ConfigError(f"optim.{name}.name: expected 'adam', 'adamw' or 'sgd', got {opt.name!r}")
-        if not opt.lr > 0:
-            raise ConfigError(f"optim.{name}.lr: expected > 0, got {opt.lr!r}")
-        if len(opt.betas) != 2:
-            raise ConfigError(f"optim.{name}.betas: expected 2 numbers, got {opt.betas!r}")
+    resolve_components(cfg)
     return cfg
+
+
+def resolve_components(cfg: Config) -> None:
+    """Check the component specs (sampler, optimizers, schedule) against their registries
+    and replace each by its completed spec (every argument, defaults filled in)."""
+    import torch
+
+    from nrf.samplers import SAMPLERS
+    from nrf.training.loop import LR_SCHEDULES, OPTIMIZERS, ParameterAverage
+
+    sampler = {"name": "langevin", **cfg.sampler}
+    steps = sampler.pop("steps", 10)
+    if "step_size" in SAMPLERS.entry(sampler.get("name"), "sampler.name").parameters():
+        sampler.setdefault("step_size", 0.01)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"sampler.steps: expected an int >= 0, got {steps!r}")
+    SAMPLERS.build(sampler, key="sampler")  # every argument checked by the sampler itself
+    cfg.sampler = {**SAMPLERS.resolve(sampler, key="sampler"), "steps": steps}
+    for name, given in cfg.optim.items():
+        if not isinstance(given, dict):
+            raise ConfigError(f"optim.{name}: expected a table, got {given!r}")
+        spec = {"name": "adam", **given}
+        _, kwargs = OPTIMIZERS.arguments(spec, key=f"optim.{name}")
+        if not kwargs.get("lr", 1e-3) > 0:
+            raise ConfigError(f"optim.{name}.lr: expected > 0, got {kwargs['lr']!r}")
+        OPTIMIZERS.build(spec, key=f"optim.{name}", params=[torch.zeros(1, requires_grad=True)])
+        cfg.optim[name] = OPTIMIZERS.resolve(spec, key=f"optim.{name}")
+    schedule = LR_SCHEDULES.build(cfg.train.lr_schedule, key="train.lr_schedule")
+    cfg.train.lr_schedule = schedule.to_config()
+    if cfg.train.ema is not None:
+        try:
+            ParameterAverage(torch.nn.Linear(1, 1), cfg.train.ema)
+        except ValueError:
+            raise ConfigError(f"train.ema: expected a number in (0, 1), got {cfg.train.ema!r}") from None
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class TrainingData:
     kind: str  # "points" (2-D or 1-D), "images", "vectors"
     centres: torch.Tensor | None = None
     std: float | None = None
+    train_labels: torch.Tensor | None = None
+    validation_labels: torch.Tensor | None = None
 
 
 def _scale_images(images: np.ndarray, peak: float, scale: str) -> np.ndarray:
@@ -112,16 +114,21 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
         if labels is None:
             raise ConfigError(f"data.labels: data set {section.name!r} has no labels to select")
         keep = torch.isin(labels, torch.tensor(section.labels))
-        x = x[keep]
+        x, labels = x[keep], labels[keep]
         if x.shape[0] == 0:
             raise ConfigError(f"data.labels: no rows have labels {section.labels}")
     check_finite(f"training data ({section.name})", x)
     perm = torch.randperm(x.shape[0], generator=gen)
     x = x[perm]
+    if labels is not None:
+        labels = labels[perm]
     if section.limit is not None:
         x = x[: section.limit]
+        labels = None if labels is None else labels[: section.limit]
     n_val = round(section.validation_fraction * x.shape[0])
     validation = x[:n_val] if n_val else None
     return TrainingData(
-        train=x[n_val:].contiguous(), validation=validation, kind=kind, centres=centres, std=std
-    )
+        train=x[n_val:].contiguous(), validation=validation, kind=kind, centres=centres, std=std,
+        train_labels=None if labels is None else labels[n_val:].contiguous(),
+        validation_labels=None if labels is None or not n_val else labels[:n_val],
+    )  # fmt: skip

@@ -16,6 +16,7 @@ from nrf import plots
 from nrf.metrics import mode_metrics
 from nrf.objectives import Objective
 from nrf.training.data import TrainingData
+from nrf.training.ensemble import member_energies, member_energy, members
 
 Evaluator = Callable[[Objective, int, Path, torch.Generator], dict[str, float]]
 
@@ -33,7 +34,7 @@ def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
     lim = float(x.abs().max()) * 1.15
 
     def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
-        models = objective.n_models
+        models = members(objective)
         samples = objective.sample(n_samples * models, gen).detach().cpu()
         metrics: dict[str, float] = {}
         if data.centres is not None and data.std is not None:
@@ -48,7 +49,11 @@ def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
             which = 0 if models > 1 else None
             tag = " (model 0)" if models > 1 else ""
             plots.energy_heatmap(
-                axes[0, 0], lambda g: objective.score(g, which), lim, data.centres, f"-E(x){tag}, step {step}"
+                axes[0, 0],
+                lambda g: member_energy(objective, g, which),
+                lim,
+                data.centres,
+                f"-E(x){tag}, step {step}",
             )
             plots.scatter_2d(axes[0, 1], samples, data.centres, f"samples{tag}, step {step}", lim=lim)
         else:
@@ -99,10 +104,9 @@ def validation_evaluator(validation: torch.Tensor) -> Evaluator:
     def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
         device = next(objective.parameters()).device
         means = []
-        for model in range(objective.n_models) if objective.n_models > 1 else [None]:
-            energies = [objective.score(chunk.to(device), model) for chunk in validation.split(1024)]
-            means.append(float(torch.cat(energies).mean()))
-        return {"energy_validation": sum(means) / len(means)}
+        for chunk in validation.split(1024):
+            means.append(member_energies(objective, chunk.to(device)).sum(1))
+        return {"energy_validation": float(torch.stack(means).sum(0).mean() / validation.shape[0])}
 
     return evaluate
 

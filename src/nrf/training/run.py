@@ -13,6 +13,7 @@ from nrf.training.build import build_objective
 from nrf.training.config import Config, load_config
 from nrf.training.data import load_training_data
 from nrf.training.distributed import init_from_env
+from nrf.training.loop import ParameterAverage
 from nrf.training.trainer import Trainer
 
 
@@ -93,6 +94,10 @@ def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str =
     extra: dict[str, object] = dict(meta["ranks"][0])
     extra.update({k[len("rank0/extra/") :]: v for k, v in tensors.items() if k.startswith("rank0/extra/")})
     objective.load_extra_state(extra)
+    if "ema" in meta:  # the model kept is the parameter average of the energy
+        ema = ParameterAverage(objective.energy, cfg.train.ema or 0.5)
+        ema.restore(tensors, meta["ema"])
+        ema.copy_to(objective.energy)
     objective.to(resolve_device(device))
     objective.eval()
     return objective

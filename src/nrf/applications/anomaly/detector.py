@@ -12,7 +12,10 @@ depending on PyOD:
 * ``score_samples(X)`` returns ``-E(x)``, scikit-learn's sign (higher = more normal).
 
 Every constructor argument left at ``None`` takes the value of the ``network`` preset
-(:mod:`nrf.applications.presets`: the paper's Tables VII and VIII).
+(:mod:`nrf.applications.anomaly.presets`: the paper's Tables VII and VIII). The detector
+resolves its arguments into a :class:`DetectorSettings` (component specs), builds the
+objective, sampler and optimizers from the registries and trains with the one training
+loop (:mod:`nrf.training.loop`), as ``nrf train`` does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import copy
 import json
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,18 +34,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from nrf._checks import check_choice, check_positive, check_positive_int
-from nrf.applications.fitting import ParameterAverage, fit_epochs, iterations_per_epoch
-from nrf.applications.presets import detector_preset
-from nrf.applications.thresholds import outlier_confidence, outlier_proba, score_threshold
+from nrf.applications.anomaly.presets import DetectorPreset, detector_preset
+from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
+from nrf.data.batch import Batch
 from nrf.energies import paper_potential
 from nrf.generators import LatentGenerator, paper_generator
-from nrf.objectives import ContrastiveDivergence, InclusiveNRF, Objective
-from nrf.samplers import SGHMC, Langevin, Sampler
+from nrf.objectives import OBJECTIVES, Objective
+from nrf.registry import plain
+from nrf.samplers import SAMPLERS
 from nrf.training import checkpoint as ckpt
+from nrf.training.ensemble import member_energies
+from nrf.training.loop import EpochHistory, Loop, Streams, TrainingDiverged
 from nrf.training.run import resolve_device
 
 METHODS = ("inclusive", "cd")
-SAMPLERS = ("sgld", "sghmc")
+SAMPLERS_BY_NAME = ("sgld", "sghmc")
+OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 CONTROLS = ("data", "both")
 # potential_init -> arguments of the preset potential's constructor
@@ -60,6 +68,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return type(value)(_plain(v) for v in value)
     return value
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """A detector's arguments resolved against its preset: what :meth:`NRFDetector.fit` builds.
+
+    ``objective``, ``sampler`` and ``optim`` are component specs (``{"name": ..., ...}``)
+    of :data:`~nrf.objectives.OBJECTIVES`, :data:`~nrf.samplers.SAMPLERS` and
+    :data:`~nrf.training.loop.OPTIMIZERS`; the rest configures the networks and the loop.
+    """
+
+    preset: DetectorPreset
+    objective: dict[str, Any]
+    sampler: dict[str, Any]
+    optim: dict[str, dict[str, Any]]
+    epochs: int
+    batch_size: int
+    sigma: float
+    potential_init: str
+    ema: float | None
+    lr_schedule: str
+
+    def to_config(self) -> dict[str, Any]:
+        """The settings as plain data (for benchmark records)."""
+        return plain(
+            {
+                "network": self.preset.network, "objective": self.objective, "sampler": self.sampler,
+                "optim": self.optim, "epochs": self.epochs, "batch_size": self.batch_size,
+                "sigma": self.sigma, "potential_init": self.potential_init, "ema": self.ema,
+                "lr_schedule": self.lr_schedule,
+            }
+        )  # fmt: skip
 
 
 def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
@@ -237,13 +277,13 @@ class NRFDetector(BaseEstimator):
 
     # --- settings --------------------------------------------------------------------
 
-    def _settings(self) -> dict[str, Any]:
+    def _settings(self) -> DetectorSettings:
         """The constructor arguments, validated, with the preset's values for ``None``."""
         c = self.contamination
         if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 0.5:
             raise ValueError(f"contamination must be a number in (0, 0.5], got {c!r}")
         check_choice("method", self.method, METHODS)
-        check_choice("sampler", self.sampler, SAMPLERS)
+        check_choice("sampler", self.sampler, SAMPLERS_BY_NAME)
         check_choice("revision", self.revision, ("paper", "x-only"))
         check_choice("device", self.device, ("cpu", "cuda", "auto"))
         preset = detector_preset(self.network)
@@ -258,60 +298,82 @@ class NRFDetector(BaseEstimator):
         def pick(value: Any, default: Any) -> Any:
             return default if value is None else value
 
-        s: dict[str, Any] = {
-            "preset": preset,
-            "step_size": check_positive(
-                "step_size",
-                pick(self.step_size, preset.sghmc_step if self.sampler == "sghmc" else preset.sgld_step),
+        # the sampler: the preset's spec for this sampler, with the arguments given
+        sampler = dict(preset.samplers[self.sampler])
+        sampler["step_size"] = check_positive("step_size", pick(self.step_size, sampler["step_size"]))
+        if self.sampler == "sghmc":
+            sampler["beta"] = check_positive("beta", pick(self.beta, sampler["beta"]))
+            if sampler["beta"] > 1.0:
+                raise ValueError(f"beta must be in (0, 1], got {self.beta!r}")
+        elif self.beta is not None:
+            check_positive("beta", self.beta)
+        noise = pick(self.noise_scale, sampler.get("noise_scale", "paper"))
+        if noise == "paper" or noise is None:  # sqrt(2 delta) (SGLD) or sqrt(2 beta delta) (SGHMC)
+            sampler["noise_scale"] = None
+        elif isinstance(noise, str):
+            raise ValueError(f"noise_scale must be a number >= 0, 'paper' or None, got {noise!r}")
+        else:
+            sampler["noise_scale"] = check_positive("noise_scale", noise, allow_zero=True)
+        clamp = _check_clamp(self.clamp, pick(self.clamp, sampler.get("clamp")))
+        sampler["clamp"] = clamp
+        # the objective
+        steps = check_positive_int("revision_steps", pick(self.revision_steps, preset.objective["steps"]))
+        alpha_p = check_positive("alpha_p", pick(self.alpha_p, preset.objective["alpha_p"]), allow_zero=True)
+        control = check_choice("control", pick(self.control, preset.objective["control"]), CONTROLS)
+        objective: dict[str, Any]
+        if self.method == "cd":
+            objective = {"name": "cd", "k": steps, "start": "data", "alpha": alpha_p}
+        else:
+            objective = {"name": "inclusive", "steps": steps, "revision": self.revision, "alpha_p": alpha_p,
+                         "control": control}  # fmt: skip
+        # the optimizers
+        optimizer = check_choice(
+            "optimizer", pick(self.optimizer, preset.optim["energy"]["name"]), OPTIMIZERS
+        )
+        lrs = {
+            "energy": check_positive("lr", pick(self.lr, preset.optim["energy"]["lr"])),
+            "generator": check_positive(
+                "lr_generator", pick(self.lr_generator, preset.optim["generator"]["lr"])
             ),
-            "beta": check_positive("beta", pick(self.beta, preset.sghmc_beta)),
-            "steps": check_positive_int("revision_steps", pick(self.revision_steps, preset.revision_steps)),
-            "alpha_p": check_positive("alpha_p", pick(self.alpha_p, preset.alpha_p), allow_zero=True),
-            "epochs": check_positive_int("epochs", pick(self.epochs, preset.epochs)),
-            "batch_size": check_positive_int("batch_size", pick(self.batch_size, preset.batch_size)),
-            "lr": check_positive("lr", pick(self.lr, preset.lr)),
-            "lr_generator": check_positive("lr_generator", pick(self.lr_generator, preset.lr_generator)),
-            "sigma": check_positive("sigma", pick(self.sigma, preset.sigma), allow_zero=True),
-        }  # fmt: skip
-        if s["beta"] > 1.0:
-            raise ValueError(f"beta must be in (0, 1], got {self.beta!r}")
+        }
+        betas = pick(self.betas, preset.betas)
+        pair = isinstance(betas, (tuple, list, np.ndarray)) and len(betas) == 2
+        numbers_ok = pair and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)
+        if not numbers_ok or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        optim: dict[str, dict[str, Any]] = {}
+        for group, spec in preset.optim.items():
+            if optimizer == spec["name"]:
+                built = {**spec, "lr": lrs[group]}
+            else:  # another optimizer than the preset's: its own defaults (RMSprop: the authors')
+                built = {"name": optimizer, "lr": lrs[group]}
+            if optimizer == "adam":
+                built["betas"] = (float(betas[0]), float(betas[1]))
+            optim[group] = built
+        # the loop and the networks
         ema = preset.ema if self.ema is None else self.ema
         if ema == "off":
             ema = None
         elif isinstance(ema, (str, bool)) or not (isinstance(ema, numbers.Real) and 0.0 < ema < 1.0):
             raise ValueError(f"ema must be a number in (0, 1), 'off' or None, got {self.ema!r}")
-        s["ema"] = None if ema is None else float(ema)
-        noise = self.noise_scale
-        if noise is None:
-            noise = preset.sghmc_noise if self.sampler == "sghmc" else preset.sgld_noise
-        if noise == "paper":
-            s["noise_scale"] = None
-        elif isinstance(noise, str):
-            raise ValueError(f"noise_scale must be a number >= 0, 'paper' or None, got {noise!r}")
-        else:
-            s["noise_scale"] = check_positive("noise_scale", noise, allow_zero=True)
-        betas = preset.betas if self.betas is None else self.betas
-        pair = isinstance(betas, (tuple, list, np.ndarray)) and len(betas) == 2
-        numbers_ok = pair and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)
-        if not numbers_ok or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        s["betas"] = (float(betas[0]), float(betas[1]))
-        init = pick(self.potential_init, preset.potential_init)
-        s["potential_init"] = check_choice("potential_init", init, list(POTENTIAL_INITS))
-        optimizer = pick(self.optimizer, preset.optimizer)
-        s["optimizer"] = check_choice("optimizer", optimizer, ("adam", "rmsprop"))
-        s["clamp"] = _check_clamp(self.clamp, pick(self.clamp, preset.clamp))
-        s["control"] = check_choice("control", pick(self.control, preset.control), CONTROLS)
-        schedule = pick(self.lr_schedule, preset.lr_schedule)
-        s["lr_schedule"] = check_choice("lr_schedule", schedule, LR_SCHEDULES)
+        sigma = check_positive("sigma", pick(self.sigma, preset.sigma), allow_zero=True)
         if (
             self.method == "inclusive"
             and self.revision == "paper"
-            and s["sigma"] == 0.0
+            and sigma == 0.0
             and self.generator is None
         ):
             raise ValueError("sigma must be > 0 with revision='paper'; use revision='x-only' for sigma = 0")
-        return s
+        return DetectorSettings(
+            preset=preset, objective=objective, sampler=sampler, optim=optim,
+            epochs=check_positive_int("epochs", pick(self.epochs, preset.epochs)),
+            batch_size=check_positive_int("batch_size", pick(self.batch_size, preset.batch_size)),
+            sigma=sigma,
+            potential_init=check_choice("potential_init", pick(self.potential_init, preset.potential_init),
+                                        list(POTENTIAL_INITS)),
+            ema=None if ema is None else float(ema),
+            lr_schedule=check_choice("lr_schedule", pick(self.lr_schedule, preset.lr_schedule), LR_SCHEDULES),
+        )  # fmt: skip
 
     def _device(self) -> torch.device:
         return resolve_device(self.device)
@@ -351,8 +413,8 @@ class NRFDetector(BaseEstimator):
 
     # --- model -----------------------------------------------------------------------
 
-    def _build(self, s: dict[str, Any], n_features: int) -> Objective:
-        preset = s["preset"]
+    def _build(self, s: DetectorSettings, n_features: int) -> Objective:
+        preset = s.preset
         shape = preset.event_shape or (n_features,)
         if math.prod(shape) != n_features:
             raise ValueError(
@@ -364,32 +426,18 @@ class NRFDetector(BaseEstimator):
         if self.energy is not None:
             energy = copy.deepcopy(self.energy)
         else:
-            energy = paper_potential(preset.network, models, **wide, **POTENTIAL_INITS[s["potential_init"]])
-        sampler: Sampler
-        if self.sampler == "sgld":
-            sampler = Langevin(s["step_size"], noise_scale=s["noise_scale"], clamp=s["clamp"])
-        else:
-            sampler = SGHMC(s["step_size"], s["beta"], noise_scale=s["noise_scale"], clamp=s["clamp"])
-        if self.method == "cd":
-            return ContrastiveDivergence(energy, sampler, s["steps"], "data", alpha=s["alpha_p"])
-        if self.generator is not None:
-            generator = copy.deepcopy(self.generator)
-        else:
-            generator = paper_generator(preset.network, models, **wide, sigma=s["sigma"])
-        return InclusiveNRF(
-            energy, generator, sampler, s["steps"],
-            revision=self.revision, alpha_p=s["alpha_p"], control=s["control"],
-        )  # fmt: skip
-
-    def _optimizers(self, objective: Objective, s: dict[str, Any]) -> dict[str, torch.optim.Optimizer]:
-        lrs = {"energy": s["lr"], "generator": s["lr_generator"]}
-
-        def make(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-            if s["optimizer"] == "rmsprop":
-                return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-6)
-            return torch.optim.Adam(params, lr=lr, betas=s["betas"])
-
-        return {group: make(params, lrs[group]) for group, params in objective.optimizer_groups().items()}
+            energy = paper_potential(preset.network, models, **wide, **POTENTIAL_INITS[s.potential_init])
+        sampler = SAMPLERS.build(s.sampler, key="sampler")
+        generator = None
+        if s.objective["name"] == "inclusive":
+            if self.generator is not None:
+                generator = copy.deepcopy(self.generator)
+            else:
+                generator = paper_generator(preset.network, models, **wide, sigma=s.sigma)
+        objective: Objective = OBJECTIVES.build(
+            s.objective, energy=energy, generator=generator, sampler=sampler
+        )
+        return objective
 
     # --- fitting ---------------------------------------------------------------------
 
@@ -403,35 +451,33 @@ class NRFDetector(BaseEstimator):
             )
         device = self._device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        streams = Streams(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # network initialization, without touching the caller's stream
             objective = self._build(s, data.shape[1])
-        shape = s["preset"].event_shape or (data.shape[1],)
+        shape = s.preset.event_shape or (data.shape[1],)
         tensor = torch.from_numpy(data).to(device).view(-1, *shape)
         objective.to(device)
-        init_gen = torch.Generator().manual_seed(seed + 1)
-        init_rows = torch.randperm(tensor.shape[0], generator=init_gen)[:1000].to(device)
-        objective.initialize(objective.for_every_model(tensor[init_rows]))
-        average = None if s["ema"] is None else ParameterAverage(objective.energy, s["ema"])
-        optimizers = self._optimizers(objective, s)
-        schedulers = []
-        if s["lr_schedule"] == "cosine":
-            total = s["epochs"] * iterations_per_epoch(tensor.shape[0], s["batch_size"])
-            cosine = torch.optim.lr_scheduler.CosineAnnealingLR
-            schedulers = [cosine(o, T_max=total) for o in optimizers.values()]
-        history = fit_epochs(
-            objective, tensor, optimizers,
-            epochs=s["epochs"], batch_size=s["batch_size"],
-            generator=torch.Generator(device=device).manual_seed(seed + 2),
-            data_generator=torch.Generator().manual_seed(seed + 3), verbose=bool(self.verbose),
-            average=average, schedulers=schedulers,
+        per_epoch = tensor.shape[0] // min(s.batch_size, tensor.shape[0])
+        optim = {g: s.optim[g] for g in objective.optimizer_groups()}
+        loop = Loop(
+            objective, Batch(tensor), optim, batch_size=s.batch_size, steps=s.epochs * per_epoch,
+            generator=streams.sampler(device), data_generator=streams.data(), device=device,
+            ema=s.ema, lr_schedule=s.lr_schedule,
         )  # fmt: skip
-        if average is not None:
-            average.copy_to(objective.energy)
+        loop.initialize(streams.init_rows(tensor.shape[0], 1000))
+        history = EpochHistory()
+        try:
+            loop.run([history], progress=bool(self.verbose), describe=lambda step: (
+                f"in epoch {step // per_epoch + 1}, iteration {step + 1}"))  # fmt: skip
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(f"{exc}; lower the learning rates or the sampler's step_size") from None
+        loop.finish()
+        objective.eval()
         self.objective_ = objective
         self.event_shape_ = tuple(shape)
         self.history_ = history.epochs
-        self.n_iter_ = history.iterations
+        self.n_iter_ = loop.step
         energies = self._member_energies(data, rows="the training data")
         self.member_stats_ = np.stack([energies.mean(1), energies.std(1)], axis=1)
         self._set_scores(self._combine(energies))
@@ -452,7 +498,7 @@ class NRFDetector(BaseEstimator):
         out = []
         for start in range(0, data.shape[0], chunk):
             x = torch.from_numpy(data[start : start + chunk]).to(ref.device, ref.dtype)
-            out.append(objective.score_models(x.view(-1, *self.event_shape_)).double().cpu())
+            out.append(member_energies(objective, x.view(-1, *self.event_shape_)).double().cpu())
         energies = torch.cat(out, dim=1).numpy() if out else np.zeros((self.n_estimators, 0))
         bad = ~np.isfinite(energies).all(axis=0)
         if bad.any():
@@ -575,7 +621,7 @@ class NRFDetector(BaseEstimator):
         objective.to(det._device())
         objective.eval()
         det.objective_ = objective
-        det.event_shape_ = tuple(s["preset"].event_shape or (det.n_features_in_,))
+        det.event_shape_ = tuple(s.preset.event_shape or (det.n_features_in_,))
         det.history_ = state["history"]
         det.n_iter_ = state["n_iter"]
         scores = tensors["decision_scores"].numpy()

@@ -1,0 +1,17 @@
+"""Anomaly detection with the energy of a random field: the scikit-learn / PyOD-style
+detector, its presets, thresholds and the image preprocessing of the benchmarks."""
+
+from nrf.applications.anomaly.detector import DetectorSettings, NRFDetector
+from nrf.applications.anomaly.presets import DETECTOR_PRESETS, DetectorPreset, detector_preset
+from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
+
+__all__ = [
+    "DETECTOR_PRESETS",
+    "DetectorPreset",
+    "DetectorSettings",
+    "NRFDetector",
+    "detector_preset",
+    "outlier_confidence",
+    "outlier_proba",
+    "score_threshold",
+]

@@ -1,0 +1,588 @@
+"""The one training loop: every objective, every estimator, every run trains through it.
+
+Per iteration t = 0, 1, ... the loop
+
+1. takes the next batch from :class:`DataOrder` (rows in random order, epoch after
+   epoch; with an ensemble network, one block of rows per member, each member with its
+   own order; with several processes, this process's share of every block);
+2. sets every learning rate to lr_g * s * f(t), with f the schedule
+   (:data:`LR_SCHEDULES`) and s the rollback scale;
+3. calls ``objective.training_step(batch, ctx)``; ``ctx.update(group, loss)`` back-propagates
+   ``members * loss`` (the sum over ensemble members of their mean losses), averages the
+   gradients over processes, clips them to norm ``grad_clip`` and steps the optimizer of
+   the group; a non-finite loss, gradient or metric raises :class:`DivergenceError`;
+4. updates the parameter average (EMA) of the energy, theta_avg <- d theta_avg + (1 - d) theta;
+5. calls the callbacks (logging, evaluation, checkpoints, history, divergence guards).
+
+A divergence is offered to the callbacks (``on_divergence``; a rollback callback restores
+an earlier state and returns True); unhandled, it ends the fit with :class:`TrainingDiverged`.
+:meth:`Loop.state` / :meth:`Loop.restore` hold everything needed to continue bit for bit:
+parameters, optimizer states, the parameter average, data order and random streams.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from nrf.data.batch import Batch
+from nrf.nn.ensemble import ensemble_size, tile
+from nrf.objectives import Objective
+from nrf.registry import Configurable, Registry
+from nrf.training.distributed import SINGLE, DistInfo, any_rank, average_gradients, average_metrics
+
+
+class DivergenceError(RuntimeError):
+    """Raised inside a step when training has diverged (handled by the loop)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training diverged and no callback could recover (or recovery was used up)."""
+
+
+# --- optimizers and learning-rate schedules -------------------------------------------------
+
+OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer")
+"""Optimizers by name; ``params`` come from the objective's parameter group."""
+
+
+@OPTIMIZERS.register("adam", context=("params",))
+def adam(
+    params: list[nn.Parameter],
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.5, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """Adam; beta1 = 0.5 by default, the papers' tables' choice (torch's is 0.9).
+
+    PyTorch's fused kernel is about twice as fast on small networks but did not resume bit
+    for bit (torch 2.13, CPU), so the per-tensor implementation is used."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("adamw", context=("params",))
+def adamw(
+    params: list[nn.Parameter],
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.5, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay); beta1 = 0.5 by default as :func:`adam`."""
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("sgd", context=("params",))
+def sgd(
+    params: list[nn.Parameter],
+    lr: float = 1e-3,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+) -> torch.optim.Optimizer:
+    """Stochastic gradient descent with optional (Nesterov) momentum."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+@OPTIMIZERS.register("rmsprop", context=("params",))
+def rmsprop(
+    params: list[nn.Parameter],
+    lr: float = 1e-3,
+    alpha: float = 0.9,
+    eps: float = 1e-6,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """RMSprop with decay ``alpha`` and ``eps`` outside the root; the defaults (0.9, 1e-6)
+    are those of the Inclusive-NRF authors' MNIST code (Lasagne's, where the epsilon sits
+    inside the root)."""
+    return torch.optim.RMSprop(
+        params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay
+    )
+
+
+def build_optimizer(
+    spec: Mapping[str, Any] | str, params: list[nn.Parameter], key: str = ""
+) -> torch.optim.Optimizer:
+    """The optimizer of ``spec`` (``{"name": "adam", "lr": ...}``) over ``params``."""
+    return OPTIMIZERS.build(spec, key=key, params=params)
+
+
+LR_SCHEDULES: Registry[Any] = Registry("learning-rate schedule")
+"""Learning-rate schedules f(t) by name: lr_t = lr f(t)."""
+
+
+class LRSchedule(Configurable):
+    """A learning-rate factor as a function of the iteration t of a fit of ``total``
+    iterations with ``per_epoch`` iterations per epoch."""
+
+    def factor(self, t: int, total: int, per_epoch: int) -> float:
+        raise NotImplementedError
+
+    def config_args(self) -> dict[str, Any]:
+        return {}
+
+
+LRSchedule.registry = LR_SCHEDULES
+
+
+@LR_SCHEDULES.register("constant")
+class ConstantLR(LRSchedule):
+    """f(t) = 1."""
+
+    def factor(self, t: int, total: int, per_epoch: int) -> float:
+        return 1.0
+
+
+@LR_SCHEDULES.register("cosine")
+class CosineLR(LRSchedule):
+    """f(t) = (1 + cos(pi t / T)) / 2 over the T iterations of the fit (cosine annealing to 0)."""
+
+    def factor(self, t: int, total: int, per_epoch: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(t, total) / max(total, 1)))
+
+
+@LR_SCHEDULES.register("exponential")
+class ExponentialLR(LRSchedule):
+    """f(t) = gamma^k with k the completed epochs (``every="epoch"``) or iterations
+    (``every="step"``): e.g. gamma = 0.97 per epoch, the EBM tutorial's decay."""
+
+    def __init__(self, gamma: float, every: str = "epoch") -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        if every not in ("epoch", "step"):
+            raise ValueError(f"every must be 'epoch' or 'step', got {every!r}")
+        self.gamma, self.every = float(gamma), every
+
+    def factor(self, t: int, total: int, per_epoch: int) -> float:
+        k = t // max(per_epoch, 1) if self.every == "epoch" else t
+        return float(self.gamma**k)
+
+    def config_args(self) -> dict[str, Any]:
+        return {"gamma": self.gamma, "every": self.every}
+
+
+# --- pieces of the loop ----------------------------------------------------------------------
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    loss: torch.Tensor,
+    *,
+    group: str,
+    step: int,
+    grad_clip: float | None = None,
+    dist: DistInfo = SINGLE,
+) -> None:
+    """Back-propagate ``loss`` into ``params`` and step ``optimizer``: gradients averaged over
+    processes, clipped to norm ``grad_clip``; a non-finite loss or gradient raises
+    :class:`DivergenceError` before any parameter changes."""
+    if not bool(torch.isfinite(loss)):
+        raise DivergenceError(f"non-finite {group} loss ({float(loss.detach())}) at step {step}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(params, dist)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
+        raise DivergenceError(f"non-finite {group} gradient at step {step}")
+    optimizer.step()
+
+
+class StepContext:
+    """What an objective may use during a training step (:class:`nrf.objectives.StepContext`)."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.generator = loop.generator
+        self.step = loop.step
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        loop = self.loop
+        if group not in loop.optimizers:
+            raise KeyError(
+                f"objective updated unknown optimizer group {group!r} (known: {sorted(loop.optimizers)})"
+            )
+        scaled = loss if loop.members == 1 else loss * loop.members  # sum of the members' means
+        optimizer_step(loop.optimizers[group], loop.groups[group], scaled, group=group, step=loop.step,
+                       grad_clip=loop.grad_clip, dist=loop.dist)  # fmt: skip
+
+
+class DataOrder:
+    """Row indices of the next batch: ``batch_size`` rows per ensemble member, each member
+    drawing a permutation of the ``n`` rows per epoch from ``generator`` (full batches only;
+    one batch of all rows when ``n < batch_size``); with several processes each takes the
+    rows ``rank::world_size`` of every member's block."""
+
+    def __init__(
+        self, n: int, batch_size: int, members: int, generator: torch.Generator, dist: DistInfo = SINGLE
+    ) -> None:
+        if n < 1:
+            raise ValueError(f"the training data must hold at least one row, got {n}")
+        self.n, self.batch_size, self.members = n, min(batch_size, n), members
+        self.generator, self.dist = generator, dist
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+        self.epoch = 0
+
+    @property
+    def per_epoch(self) -> int:
+        """Batches per epoch."""
+        return self.n // self.batch_size
+
+    def next(self) -> torch.Tensor:
+        bs = self.batch_size
+        if self.perm is None or self.pos + bs > self.n:
+            if self.perm is not None:
+                self.epoch += 1
+            self.perm = torch.stack(
+                [torch.randperm(self.n, generator=self.generator) for _ in range(self.members)]
+            )
+            self.pos = 0
+        idx = self.perm[:, self.pos : self.pos + bs]
+        self.pos += bs
+        if self.dist.world_size > 1:
+            idx = idx[:, self.dist.rank :: self.dist.world_size]
+        return idx.reshape(-1)
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {"data/rng": self.generator.get_state()}
+        if self.perm is not None:
+            tensors["data/perm"] = self.perm
+        return tensors, {"pos": self.pos, "epoch": self.epoch}
+
+    def restore(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+        self.generator.set_state(tensors["data/rng"])
+        self.perm = tensors.get("data/perm")
+        self.pos, self.epoch = int(meta["pos"]), int(meta["epoch"])
+
+
+class ParameterAverage:
+    """Exponential moving average of a module's parameters (Polyak averaging):
+
+        theta_avg <- d_t theta_avg + (1 - d_t) theta      after update t = 1, 2, ...,
+
+    starting from the parameters at construction, with d_t = decay, or with ``warmup``
+    d_t = min(decay, t / (t + 1)): the plain mean of the iterates until the window
+    1 / (1 - decay) is reached, so that a short fit is not dominated by its
+    initialization. :meth:`copy_to` writes the average into a module of the same structure.
+    """
+
+    def __init__(self, module: nn.Module, decay: float, *, warmup: bool = True) -> None:
+        if isinstance(decay, bool) or not isinstance(decay, float | int) or not 0.0 < decay < 1.0:
+            raise ValueError(f"ema must be a number in (0, 1) or None, got {decay!r}")
+        self.decay = float(decay)
+        self.warmup = warmup
+        self.updates = 0
+        self.live = [p.detach() for p in module.parameters()]  # views: optimizers update in place
+        self.average = [p.clone() for p in self.live]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        t = self.updates
+        decay = min(self.decay, t / (t + 1)) if self.warmup else self.decay
+        torch._foreach_lerp_(self.average, self.live, 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: nn.Module) -> None:
+        for p, a in zip(module.parameters(), self.average, strict=True):
+            p.copy_(a)
+
+    @contextmanager
+    def applied(self, module: nn.Module) -> Iterator[None]:
+        """The average in ``module`` inside the block, its own parameters restored after."""
+        saved = [p.detach().clone() for p in module.parameters()]
+        self.copy_to(module)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, s in zip(module.parameters(), saved, strict=True):
+                    p.copy_(s)
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {f"ema/{i}": a for i, a in enumerate(self.average)}, {"updates": self.updates}
+
+    @torch.no_grad()
+    def restore(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+        for i, a in enumerate(self.average):
+            a.copy_(tensors[f"ema/{i}"])
+        self.updates = int(meta["updates"])
+
+
+class Callback:
+    """Hooks of the loop; every method is optional."""
+
+    def on_start(self, loop: Loop) -> None:
+        """Before the first iteration of :meth:`Loop.run`."""
+
+    def check(self, loop: Loop, metrics: dict[str, float]) -> None:
+        """After a step, before it counts: raise :class:`DivergenceError` to reject it."""
+
+    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
+        """After a step has counted (``loop.step`` already incremented)."""
+
+    def on_divergence(self, loop: Loop, reason: str) -> bool:
+        """A step diverged; return True after restoring a state to continue from."""
+        return False
+
+    def on_end(self, loop: Loop) -> None:
+        """After the last iteration."""
+
+
+class EpochHistory(Callback):
+    """Per-epoch means of the objective's metrics (``epochs``: one dict per epoch)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+        if loop.step % loop.order.per_epoch == 0:
+            self.epochs.append({k: v / self._count for k, v in self._sums.items()})
+            self._sums, self._count = {}, 0
+
+
+def check_finite_metrics(metrics: Mapping[str, float], step: int) -> None:
+    """A non-finite logged metric is a divergence."""
+    for k, v in metrics.items():
+        if not math.isfinite(v):
+            raise DivergenceError(f"non-finite metric {k} = {v} at step {step}")
+
+
+@dataclass
+class Streams:
+    """The random streams of a fit, all from one seed: network initialization
+    (``torch.manual_seed(seed)`` around construction), the rows of the data-dependent
+    initialization (``seed + 1``), the samplers (``seed + 2``, plus 7919 per process rank)
+    and the data order (``seed + 3``)."""
+
+    seed: int
+
+    def init_rows(self, n: int, count: int) -> torch.Tensor:
+        """``count`` random rows of ``n`` for the data-dependent initialization."""
+        return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + 1))[:count]
+
+    def sampler(self, device: torch.device, rank: int = 0) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed + 2 + 7919 * rank)
+
+    def data(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + 3)
+
+
+class Loop:
+    """Train ``objective`` on the rows of ``data`` (see the module docstring).
+
+    Parameters
+    ----------
+    objective:
+        The learning method and its networks.
+    data:
+        All training rows (and labels); batches are indexed on its device and moved to
+        ``device``.
+    optimizers:
+        One optimizer spec per parameter group of the objective (``{"energy": {"name":
+        "adam", "lr": 1e-4}, ...}``), or built optimizers.
+    batch_size:
+        Rows per member and step (over all processes).
+    steps:
+        Length of the fit (the schedule's T).
+    generator, data_generator:
+        Random streams of the samplers (``ctx.generator``) and of the data order.
+    grad_clip:
+        Clip every group's gradient norm to this value.
+    ema:
+        Decay of the parameter average of ``objective.energy`` (None: no average).
+    lr_schedule:
+        A :class:`LRSchedule` or its spec (None: constant).
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        data: Batch,
+        optimizers: Mapping[str, Mapping[str, Any] | str | torch.optim.Optimizer],
+        *,
+        batch_size: int,
+        steps: int,
+        generator: torch.Generator,
+        data_generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        grad_clip: float | None = None,
+        ema: float | None = None,
+        lr_schedule: LRSchedule | Mapping[str, Any] | str | None = None,
+        dist: DistInfo = SINGLE,
+    ) -> None:
+        self.objective = objective
+        self.data = data
+        self.device = torch.device(device)
+        self.dist = dist
+        self.members = ensemble_size(objective.energy)
+        self.groups = objective.optimizer_groups()
+        missing = sorted(set(self.groups) - set(optimizers))
+        if missing:
+            raise ValueError(f"optimizers: no optimizer for the parameter group {missing[0]!r}")
+        unused = sorted(set(optimizers) - set(self.groups))
+        if unused:
+            raise ValueError(f"optimizers: {unused[0]!r} is not a parameter group ({sorted(self.groups)})")
+        self.optimizers = {
+            g: o if isinstance(o, torch.optim.Optimizer) else build_optimizer(o, self.groups[g], f"optim.{g}")
+            for g, o in optimizers.items()
+        }
+        self.base_lrs = {g: [pg["lr"] for pg in o.param_groups] for g, o in self.optimizers.items()}
+        if lr_schedule is None or isinstance(lr_schedule, LRSchedule):
+            self.schedule: LRSchedule = lr_schedule or ConstantLR()
+        else:
+            self.schedule = LR_SCHEDULES.build(lr_schedule, key="lr_schedule")
+        self.steps = steps
+        self.generator = generator
+        self.order = DataOrder(len(data), batch_size, self.members, data_generator, dist)
+        self.grad_clip = grad_clip
+        self.average = None if ema is None else ParameterAverage(objective.energy, ema)
+        self.step = 0
+        self.lr_scale = 1.0
+
+    # --- initialization and state ---------------------------------------------------------
+
+    def initialize(self, rows: torch.Tensor) -> None:
+        """Data-dependent initialization of the networks on the data rows ``rows`` (every
+        member on the same rows); restarts the parameter average from the result."""
+        x = self.data.x[rows.to(self.data.x.device)].to(self.device)
+        self.objective.initialize(tile(x, self.members))
+        if self.average is not None:
+            self.average = ParameterAverage(self.objective.energy, self.average.decay)
+
+    def apply_lr(self) -> None:
+        f = self.lr_scale * self.schedule.factor(self.step, self.steps, self.order.per_epoch)
+        for g, opt in self.optimizers.items():
+            for pg, base in zip(opt.param_groups, self.base_lrs[g], strict=True):
+                pg["lr"] = base * f
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors and JSON of everything :meth:`restore` needs (this process's streams)."""
+        from nrf.training import checkpoint as ckpt
+
+        tensors = {f"model/{k}": v for k, v in self.objective.state_dict().items()}
+        meta: dict[str, Any] = {"optim": {}, "step": self.step, "lr_scale": self.lr_scale}
+        for g, opt in self.optimizers.items():
+            t, m = ckpt.optimizer_to_flat(f"optim/{g}", opt)
+            tensors.update(t)
+            meta["optim"][g] = m
+        t, meta["data"] = self.order.state()
+        tensors.update(t)
+        if self.average is not None:
+            t, meta["ema"] = self.average.state()
+            tensors.update(t)
+        return tensors, meta
+
+    def restore(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+        from nrf.training import checkpoint as ckpt
+
+        model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+        self.objective.load_state_dict(model)
+        self.objective.to(self.device)
+        for g, opt in self.optimizers.items():
+            ckpt.optimizer_from_flat(f"optim/{g}", opt, dict(tensors), meta["optim"][g])
+        self.order.restore(tensors, meta["data"])
+        if self.average is not None:
+            self.average.restore(tensors, meta["ema"])
+        self.step, self.lr_scale = int(meta["step"]), float(meta["lr_scale"])
+        self.apply_lr()
+
+    def sampler_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """This process's sampler stream and the objective's extra state (chains, buffers)."""
+        tensors: dict[str, torch.Tensor] = {"rng/sampler": self.generator.get_state().cpu()}
+        meta: dict[str, Any] = {}
+        for k, v in self.objective.extra_state().items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"extra/{k}"] = v.cpu()
+            else:
+                meta[k] = v
+        return tensors, meta
+
+    def restore_sampler_state(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+        self.generator.set_state(tensors["rng/sampler"].to(self.generator.device))
+        extra: dict[str, Any] = dict(meta)
+        extra.update(
+            {k[len("extra/") :]: v.to(self.device) for k, v in tensors.items() if k.startswith("extra/")}
+        )
+        self.objective.load_extra_state(extra)
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """The parameter average in the energy inside the block (a no-op without EMA)."""
+        if self.average is None:
+            yield
+            return
+        with self.average.applied(self.objective.energy):
+            yield
+
+    def finish(self) -> None:
+        """Write the parameter average into the energy (the model kept after a fit)."""
+        if self.average is not None:
+            self.average.copy_to(self.objective.energy)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(
+        self,
+        callbacks: Sequence[Callback] = (),
+        *,
+        until: int | None = None,
+        progress: bool = False,
+        desc: str = "fit",
+        describe: Callable[[int], str] | None = None,
+    ) -> None:
+        """Iterate until ``loop.step == until`` (default: ``steps``)."""
+        from tqdm.auto import tqdm
+
+        end = self.steps if until is None else until
+        for cb in callbacks:
+            cb.on_start(self)
+        self.objective.train()
+        bar = tqdm(
+            total=end, initial=self.step, disable=not progress, desc=desc, dynamic_ncols=True, leave=False
+        )
+        try:
+            while self.step < end:
+                self.apply_lr()
+                batch = self.data.select(self.order.next()).to(self.device)
+                try:
+                    metrics = self.objective.training_step(batch, StepContext(self))
+                    metrics = average_metrics(metrics, self.dist)
+                    check_finite_metrics(metrics, self.step)
+                    for cb in callbacks:
+                        cb.check(self, metrics)
+                    diverged = None
+                except DivergenceError as exc:
+                    diverged = str(exc)
+                if any_rank(diverged is not None, self.dist):
+                    reason = diverged or "divergence on another process"
+                    if not any(cb.on_divergence(self, reason) for cb in callbacks):
+                        where = describe(self.step) if describe else f"at step {self.step}"
+                        raise TrainingDiverged(f"training diverged {where}: {reason}")
+                    bar.n = self.step
+                    continue
+                if self.average is not None:
+                    self.average.update()
+                self.step += 1
+                bar.update(1)
+                for cb in callbacks:
+                    cb.on_step(self, metrics)
+        finally:
+            bar.close()
+        for cb in callbacks:
+            cb.on_end(self)
