@@ -60,18 +60,27 @@ def test_sigkill_at_a_random_moment_then_resume_matches_uninterrupted(tmp_path: 
 
 
 @pytest.mark.slow
-def test_two_processes_with_gloo_match_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("members", [1, 2])
+def test_two_processes_with_gloo_match_one_process_on_the_same_global_batch(
+    tmp_path: Path, members: int
+) -> None:
+    """With an ensemble of two members, each process takes its share of every member's block
+    of rows, so the members train as in one process."""
     torchrun = Path(sys.executable).parent / "torchrun"
     # SGD: its update is linear in the gradient, so one and two processes agree to rounding;
     # Adam's g / sqrt(v) turns rounding in near-zero gradients into steps of size lr
     settings = {"steps": 20, "ckpt": 10, "eval_every": 0, "noise": 0.0, "opt": "sgd", "lr": 0.05}
     cfg_one = write_config(tmp_path / "one", **settings)
     cfg_two = write_config(tmp_path / "two", **settings)
+    ensemble = ["--set", f"model.n_models={members}"]
     subprocess.run(
-        [sys.executable, "-m", "nrf", "train", str(cfg_one)], check=True, env=_env(), capture_output=True
+        [sys.executable, "-m", "nrf", "train", str(cfg_one), *ensemble],
+        check=True,
+        env=_env(),
+        capture_output=True,
     )
     two = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "nrf", "train", str(cfg_two)],
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "nrf", "train", str(cfg_two), *ensemble],
         env=_env(),
         capture_output=True,
         text=True,
@@ -82,6 +91,7 @@ def test_two_processes_with_gloo_match_one_process_on_the_same_global_batch(tmp_
     two_t = _final_tensors(tmp_path / "two" / "runs" / "tiny")
     model_keys = [k for k in one_t if k.startswith("model/")]
     assert model_keys
+    assert two_t["model/energy.net.0.v"].dim() == (3 if members > 1 else 2)  # one weight set per member
     for key in model_keys:
         torch.testing.assert_close(two_t[key], one_t[key], atol=2e-5, rtol=1e-4, msg=key)
     # Not trivially equal to the initialization: training moved the parameters.

@@ -1,23 +1,6 @@
 """Applications of trained random fields, one sub-package each: ``anomaly`` (the detector)."""
 
-from nrf.applications.anomaly import (
-    DETECTOR_PRESETS,
-    DetectorPreset,
-    DetectorSettings,
-    NRFDetector,
-    detector_preset,
-    outlier_confidence,
-    outlier_proba,
-    score_threshold,
-)
+from nrf.applications import anomaly
+from nrf.applications.anomaly import *  # noqa: F403
 
-__all__ = [
-    "DETECTOR_PRESETS",
-    "DetectorPreset",
-    "DetectorSettings",
-    "NRFDetector",
-    "detector_preset",
-    "outlier_confidence",
-    "outlier_proba",
-    "score_threshold",
-]
+__all__ = anomaly.__all__

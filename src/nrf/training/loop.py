@@ -53,30 +53,22 @@ OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer")
 
 
 @OPTIMIZERS.register("adam", context=("params",))
+@OPTIMIZERS.register("adamw", context=("params",), defaults={"decoupled": True})
 def adam(
     params: list[nn.Parameter],
     lr: float = 1e-3,
     betas: tuple[float, float] = (0.5, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
+    decoupled: bool = False,
 ) -> torch.optim.Optimizer:
-    """Adam; beta1 = 0.5 by default, the papers' tables' choice (torch's is 0.9).
+    """Adam, or AdamW with ``decoupled`` weight decay (``"adamw"``); beta1 = 0.5 by default,
+    the papers' tables' choice (torch's is 0.9).
 
     PyTorch's fused kernel is about twice as fast on small networks but did not resume bit
     for bit (torch 2.13, CPU), so the per-tensor implementation is used."""
-    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-
-
-@OPTIMIZERS.register("adamw", context=("params",))
-def adamw(
-    params: list[nn.Parameter],
-    lr: float = 1e-3,
-    betas: tuple[float, float] = (0.5, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay); beta1 = 0.5 by default as :func:`adam`."""
-    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    return cls(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("sgd", context=("params",))

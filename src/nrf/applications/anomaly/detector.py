@@ -145,15 +145,13 @@ class NRFDetector(BaseEstimator):
         Sampler step delta, SGHMC friction beta, and the noise standard deviation:
         ``"paper"`` for the paper's sqrt(2 delta) (SGLD) or sqrt(2 beta delta) (SGHMC), a
         number (``0``: the authors' noiseless revision), or ``None`` for the preset's
-        choice (see :mod:`nrf.applications.presets`).
+        choice (see :mod:`nrf.applications.anomaly.presets`).
     revision_steps:
         L, the revision steps per batch (k for ``method="cd"``).
     revision:
         ``"x-only"`` (the authors' code; the default) or ``"paper"`` (revise x and h with
         Eq. 13). The paper's joint revision needs ``sigma > 0`` and a step below about
-        sigma^2 to be stable (its x-drift holds -(x - g(h)) / sigma^2): on KDDCUP99 with
-        the Table VII SGHMC step 0.03 it diverged at sigma = 0.1, and at sigma = 0.5 a fit
-        took 3x longer for the same F1 (0.913 vs 0.909 after 3 epochs on one split).
+        sigma^2 to be stable: its x-drift holds -(x - g(h)) / sigma^2.
     sigma:
         Output noise of the generator q(x | h): 0 (deterministic, the authors' KDDCUP99
         code), 0.1 (their MNIST code, which starts the revision from g(h) + 0.1 noise);
