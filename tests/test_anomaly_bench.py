@@ -83,7 +83,8 @@ def test_kdd_benchmark_tiny_run_and_resume(
     assert [json.loads(line)["method"] for line in lines[7:]] == ["nrf SGHMC"] * 3
     assert json.loads(lines[-1])["settings"]["preset"]["objective"]["alpha_p"] == 0.2
     results = json.loads((out / "kdd.json").read_text())["results"]["methods"]
-    assert [r["settings"]["preset"]["objective"]["alpha_p"] for r in results["nrf SGHMC"]["per_split"]] == [0.2] * 3
+    records = results["nrf SGHMC"]["per_split"]
+    assert [r["settings"]["preset"]["objective"]["alpha_p"] for r in records] == [0.2] * 3
     # --report prints what the progress file holds and fits nothing, even for missing splits
     capsys.readouterr()
     assert main([*args[:-4], "--splits", "5", "--methods", "sghmc,iforest", "--report"]) == 0

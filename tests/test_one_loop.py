@@ -50,7 +50,9 @@ def test_mnist_preset_through_nrf_train_gives_the_detectors_parameters(tmp_path:
     shorter = NRFDetector(network="mnist", sampler="sgld", epochs=1, random_state=0).fit(rows.numpy())
     moved = [
         not torch.equal(a, b)
-        for a, b in zip(shorter.objective_.energy.parameters(), det.objective_.energy.parameters(), strict=True)
+        for a, b in zip(
+            shorter.objective_.energy.parameters(), det.objective_.energy.parameters(), strict=True
+        )
         if a.requires_grad
     ]
     assert all(moved)
