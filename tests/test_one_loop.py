@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tomli_w
+import torch
 from sklearn.utils import check_random_state
 
 from nrf.applications import NRFDetector

@@ -18,8 +18,9 @@ A preset composes the specs of the components it builds: one optimizer spec per
 parameter group (:data:`nrf.training.loop.OPTIMIZERS`), one sampler spec per detector
 ``sampler`` choice (:data:`nrf.samplers.SAMPLERS`), and the objective's options
 (:data:`nrf.objectives.OBJECTIVES`). The validation studies behind each departure from
-the tables are in ``docs/experiments/detector-tabular-preset.md` and `detector-mnist-preset.md``. ``tabular`` adapts its
-widths to the number of features; ``mnist`` needs 784 features (28 x 28 images).
+the tables are in ``docs/experiments/detector-tabular-preset.md`` and
+``docs/experiments/detector-mnist-preset.md``. ``tabular`` adapts its widths to the number
+of features; ``mnist`` needs 784 features (28 x 28 images).
 """
 
 from __future__ import annotations
