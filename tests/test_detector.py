@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -548,3 +549,56 @@ def test_n_estimators_unit_potential_and_bad_values() -> None:
         NRFDetector(n_estimators=0).fit(train)
     with pytest.raises(ValueError, match=r"n_estimators > 1 batches the preset networks.*custom energy"):
         NRFDetector(n_estimators=2, energy=torch.nn.Linear(6, 1)).fit(train)
+
+
+def test_checkpointed_fit_resumes_bit_for_bit_and_refuses_another_fit(tmp_path: Path) -> None:
+    train, test, _ = blobs(n=200)
+    params = {**FAST, "epochs": 4}
+    plain = NRFDetector(**params).fit(train)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    det = NRFDetector(checkpoint_dir=folder, checkpoint_every=3, **params).fit(train)
+    np.testing.assert_array_equal(det.decision_function(test), plain.decision_function(test))
+    steps = sorted(p.name for p in folder.glob("step-*"))
+    assert steps == ["step-00000006", "step-00000009", "step-00000012"]  # 4 epochs of 3; newest 3 kept
+    assert (folder / "notes.txt").read_text() == "mine"  # nothing else touched
+    # a crash after iteration 6: the later checkpoints are gone; the refit continues from 6
+    for name in steps[1:]:
+        shutil.rmtree(folder / name)
+    again = NRFDetector(checkpoint_dir=folder, checkpoint_every=3, **params).fit(train)
+    np.testing.assert_array_equal(again.decision_function(test), plain.decision_function(test))
+    assert again.history_ == plain.history_
+    with pytest.raises(ValueError, match="holds checkpoints of another fit"):
+        NRFDetector(checkpoint_dir=folder, checkpoint_every=3, **{**params, "lr": 1e-3}).fit(train)
+    with pytest.raises(ValueError, match="checkpoint_dir must be a folder"):
+        NRFDetector(checkpoint_dir=folder / "notes.txt", **params).fit(train)
+    det.save(tmp_path / "saved")
+    assert NRFDetector.load(tmp_path / "saved").checkpoint_dir == str(folder)
+
+
+class _NaNOnce(torch.nn.Module):
+    """A potential whose output is NaN at its 40th call with gradients (once)."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.net = MLPEnergy(n_features, hidden=(16,), norm="none")
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if torch.is_grad_enabled() and self.training:
+            self.calls += 1
+            if self.calls == 40:
+                return out * float("nan")
+        return out
+
+
+def test_checkpointed_fit_rolls_back_a_divergence(tmp_path: Path) -> None:
+    train, _, _ = blobs(n=200)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        NRFDetector(method="cd", energy=_NaNOnce(6), **FAST).fit(train)
+    with pytest.warns(UserWarning, match="rolled back to step 3 .* learning rates x0.5"):
+        det = NRFDetector(method="cd", energy=_NaNOnce(6), checkpoint_dir=tmp_path / "c", **FAST).fit(train)
+    assert det.n_iter_ == 6
+    assert np.isfinite(det.decision_scores_).all()

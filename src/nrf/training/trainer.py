@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,104 +21,14 @@ import torch
 from nrf.data.batch import Batch
 from nrf.objectives import Objective
 from nrf.training import checkpoint as ckpt
-from nrf.training.config import Config, ConfigError, DivergenceSection, dumps
+from nrf.training.config import Config, ConfigError, dumps
 from nrf.training.data import TrainingData
 from nrf.training.distributed import SINGLE, DistInfo, any_rank, broadcast_module, gather
 from nrf.training.evaluation import Evaluator, default_evaluators
 from nrf.training.loop import Callback, DivergenceError, Loop, Streams, TrainingDiverged
+from nrf.training.recovery import DivergenceGuard, RunCheckpoints
 
 __all__ = ["DivergenceError", "DivergenceGuard", "RunCheckpoints", "Trainer", "TrainingDiverged"]
-
-
-class RunCheckpoints:
-    """The step checkpoints of a run folder: writes ``checkpoints/step-N`` (atomically, the
-    newest ``keep_last`` kept) and finds the newest valid one to resume or roll back to."""
-
-    def __init__(self, folder: Path, keep_last: int) -> None:
-        self.folder, self.keep_last = folder, keep_last
-
-    def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], step: int) -> Path:
-        path = ckpt.save_checkpoint(ckpt.step_dir(self.folder, step), tensors, meta)
-        ckpt.prune(self.folder, self.keep_last)
-        return path
-
-    def latest(self) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
-        return ckpt.latest_valid(self.folder)
-
-
-class DivergenceGuard(Callback):
-    """Divergence checks beyond non-finite values, and recovery by rollback.
-
-    A step diverges when an ``energy_*`` metric exceeds ``max_abs_energy`` in magnitude, or
-    when the samples' mean energy exceeds the data's by more than ``max_energy_gap`` for
-    ``patience`` consecutive steps. A divergence (these or the loop's non-finite checks)
-    restores the newest valid checkpoint through ``restore`` with every learning rate
-    multiplied by ``lr_factor``, at most ``max_rollbacks`` times; then, or when
-    ``enabled`` is false, training stops with :class:`TrainingDiverged`.
-    """
-
-    def __init__(
-        self,
-        section: DivergenceSection,
-        checkpoints: RunCheckpoints | None,
-        restore: Callable[[dict[str, torch.Tensor], dict[str, Any]], None],
-        log: Callable[[dict[str, Any]], None] = lambda record: None,
-        main: bool = True,
-    ) -> None:
-        self.cfg, self.checkpoints, self.restore, self.log, self.main = (
-            section,
-            checkpoints,
-            restore,
-            log,
-            main,
-        )
-        self.rollbacks = 0
-        self.gap_strikes = 0
-        self.on_stop: Callable[[], None] = lambda: None
-
-    def check(self, loop: Loop, metrics: dict[str, float]) -> None:
-        div = self.cfg
-        energies = {k: v for k, v in metrics.items() if k.startswith("energy_")}
-        for k, v in energies.items():
-            if abs(v) > div.max_abs_energy:
-                raise DivergenceError(f"runaway energy: |{k}| = {abs(v):.3g} > {div.max_abs_energy:.3g}")
-        if div.max_energy_gap is not None and {"energy_data", "energy_samples"} <= set(energies):
-            gap = energies["energy_samples"] - energies["energy_data"]
-            self.gap_strikes = self.gap_strikes + 1 if gap > div.max_energy_gap else 0
-            if self.gap_strikes >= div.patience:
-                raise DivergenceError(
-                    f"runaway energies: samples {gap:.3g} above data for {self.gap_strikes} steps "
-                    f"(bound {div.max_energy_gap:.3g})"
-                )
-
-    def on_divergence(self, loop: Loop, reason: str) -> bool:
-        div = self.cfg
-        failed_step, rollbacks, lr_scale = loop.step, self.rollbacks + 1, loop.lr_scale * div.lr_factor
-        if not div.enabled or rollbacks > div.max_rollbacks:
-            self.log({"phase": "event", "step": failed_step, "event": "diverged", "message": reason})
-            self.on_stop()
-            raise TrainingDiverged(
-                f"training diverged at step {failed_step}: {reason} "
-                f"(after {self.rollbacks} rollback(s); divergence.max_rollbacks = {div.max_rollbacks})"
-            )
-        found = None if self.checkpoints is None else self.checkpoints.latest()
-        if found is None:
-            raise TrainingDiverged(
-                f"training diverged at step {failed_step} ({reason}) and no checkpoint is left"
-            )
-        folder, tensors, meta = found
-        self.restore(tensors, meta)
-        self.rollbacks, self.gap_strikes = rollbacks, 0
-        loop.lr_scale = lr_scale
-        loop.apply_lr()
-        message = (
-            f"{reason}; rolled back to step {loop.step} ({folder.name}); learning rates x{lr_scale:g} "
-            f"(rollback {rollbacks} of at most {div.max_rollbacks})"
-        )
-        self.log({"phase": "event", "step": failed_step, "event": "rollback", "message": message})
-        if self.main:
-            print(f"nrf: {message}")
-        return True
 
 
 class Trainer(Callback):

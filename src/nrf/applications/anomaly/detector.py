@@ -21,10 +21,14 @@ loop (:mod:`nrf.training.loop`), as ``nrf train`` does.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import numbers
-from dataclasses import dataclass
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,8 +47,10 @@ from nrf.objectives import OBJECTIVES, Objective
 from nrf.registry import plain
 from nrf.samplers import SAMPLERS
 from nrf.training import checkpoint as ckpt
+from nrf.training.config import DivergenceSection
 from nrf.training.ensemble import member_energies
-from nrf.training.loop import EpochHistory, Loop, Streams, TrainingDiverged
+from nrf.training.loop import Callback, EpochHistory, Loop, Streams, TrainingDiverged
+from nrf.training.recovery import DivergenceGuard, RunCheckpoints
 from nrf.training.run import resolve_device
 
 METHODS = ("inclusive", "cd")
@@ -113,6 +119,88 @@ def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
     if not ok or not value[0] < value[1]:
         raise ValueError(f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}")
     return float(value[0]), float(value[1])
+
+
+@dataclass
+class _FitCheckpoints(Callback):
+    """Checkpoints of one detector fit: the loop's state, the sampler stream, the epoch
+    history and the fit's fingerprint (settings, seed, networks, a hash of the rows)."""
+
+    store: RunCheckpoints
+    every: int
+    loop: Loop
+    history: EpochHistory
+    fingerprint: dict[str, Any]
+    resumed_from: str | None = field(default=None)
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = self.loop.state()
+        sampler_tensors, meta["sampler"] = self.loop.sampler_state()
+        tensors.update({f"rank0/{k}": v for k, v in sampler_tensors.items()})
+        meta["history"] = {
+            "epochs": self.history.epochs,
+            "sums": self.history._sums,
+            "count": self.history._count,
+        }
+        meta["fit"] = self.fingerprint
+        return tensors, meta
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.loop.restore(tensors, meta)
+        mine = {k[len("rank0/") :]: v for k, v in tensors.items() if k.startswith("rank0/")}
+        self.loop.restore_sampler_state(mine, meta["sampler"])
+        h = meta["history"]
+        self.history.epochs = [dict(e) for e in h["epochs"]]
+        self.history._sums, self.history._count = dict(h["sums"]), int(h["count"])
+
+    def save(self) -> None:
+        tensors, meta = self.state()
+        self.store.save(tensors, meta, self.loop.step)
+
+    def on_start(self, loop: Loop) -> None:
+        found = self.store.latest()
+        if found is None:
+            self.save()
+            return
+        folder, tensors, meta = found
+        if json.loads(json.dumps(meta.get("fit"))) != json.loads(json.dumps(self.fingerprint)):
+            raise ValueError(
+                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (other settings, "
+                "networks or rows); give an empty folder or the one of this fit"
+            )
+        self.restore(tensors, meta)
+        self.resumed_from = folder.name
+
+    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
+        if loop.step % self.every == 0 and loop.step < loop.steps:
+            self.save()
+
+    def on_end(self, loop: Loop) -> None:
+        self.save()
+
+
+def _fit_recovery(
+    det: NRFDetector, loop: Loop, history: EpochHistory, fingerprint: dict[str, Any], per_epoch: int
+) -> list[Callback]:
+    """The checkpoint and rollback callbacks of a fit with ``checkpoint_dir``."""
+    every = (
+        per_epoch
+        if det.checkpoint_every is None
+        else check_positive_int("checkpoint_every", det.checkpoint_every)
+    )
+    rollbacks = check_positive_int("max_rollbacks", det.max_rollbacks, allow_zero=True)
+    folder = Path(os.fspath(det.checkpoint_dir))  # type: ignore[arg-type]
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"checkpoint_dir must be a folder, got the file {folder}")
+    checkpoints = _FitCheckpoints(RunCheckpoints(folder, keep_last=3), every, loop, history, fingerprint)
+
+    def warn(record: dict[str, Any]) -> None:
+        if record.get("event") == "rollback":
+            warnings.warn(f"NRFDetector.fit: {record['message']}", UserWarning, stacklevel=2)
+
+    section = DivergenceSection(max_rollbacks=rollbacks)
+    guard = DivergenceGuard(section, checkpoints.store, checkpoints.restore, warn, main=False)
+    return [checkpoints, guard]
 
 
 class NRFDetector(BaseEstimator):
@@ -190,6 +278,17 @@ class NRFDetector(BaseEstimator):
         energies, (E_k(x) - m_k) / s_k with m_k, s_k the mean and standard deviation of
         model k's energies on the training rows; with one, the energy itself. A fit costs
         about ``n_estimators`` times one, less the per-operation overhead of small networks.
+    checkpoint_dir:
+        A folder for checkpoints of the fit (optional; for long fits): every
+        ``checkpoint_every`` iterations (default: every epoch) the loop's whole state is
+        written there (the newest 3 kept, other files left alone); a fit with the same
+        settings on the same rows continues from the newest valid checkpoint (e.g. after a
+        crash), and a diverged iteration (non-finite loss, gradient or metric, or an energy
+        beyond 1e6 in magnitude) rolls back to the newest checkpoint with the learning
+        rates halved, at most ``max_rollbacks`` times, with a ``UserWarning`` each time.
+        Without it a divergence ends the fit with :class:`~nrf.training.loop.TrainingDiverged`.
+    checkpoint_every, max_rollbacks:
+        See ``checkpoint_dir``.
     device:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     random_state:
@@ -240,6 +339,9 @@ class NRFDetector(BaseEstimator):
         lr_schedule: str | None = None,
         ema: float | str | None = None,
         n_estimators: int = 1,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | None = None,
+        max_rollbacks: int = 3,
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -269,6 +371,9 @@ class NRFDetector(BaseEstimator):
         self.lr_schedule = lr_schedule
         self.ema = ema
         self.n_estimators = n_estimators
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.max_rollbacks = max_rollbacks
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -465,8 +570,14 @@ class NRFDetector(BaseEstimator):
         )  # fmt: skip
         loop.initialize(streams.init_rows(tensor.shape[0], 1000))
         history = EpochHistory()
+        callbacks: list[Callback] = [history]
+        if self.checkpoint_dir is not None:
+            fingerprint = {"settings": s.to_config(), "seed": seed, "n_estimators": self.n_estimators,
+                           "networks": repr(objective), "data": hashlib.sha256(data.tobytes()).hexdigest(),
+                           "shape": list(data.shape)}  # fmt: skip
+            callbacks += _fit_recovery(self, loop, history, fingerprint, per_epoch)
         try:
-            loop.run([history], progress=bool(self.verbose), describe=lambda step: (
+            loop.run(callbacks, progress=bool(self.verbose), describe=lambda step: (
                 f"in epoch {step // per_epoch + 1}, iteration {step + 1}"))  # fmt: skip
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"{exc}; lower the learning rates or the sampler's step_size") from None
@@ -569,6 +680,8 @@ class NRFDetector(BaseEstimator):
         rs = params["random_state"]
         if rs is not None and not isinstance(rs, int):
             params["random_state"] = None
+        if params["checkpoint_dir"] is not None:
+            params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
         tensors = {f"model/{k}": v.detach().cpu() for k, v in self.objective_.state_dict().items()}
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
         tensors["member_stats"] = torch.from_numpy(np.asarray(self.member_stats_, dtype=np.float64))
