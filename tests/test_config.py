@@ -47,6 +47,11 @@ def test_defaults_and_round_trip(tmp_path: Path) -> None:
         ("[sampler]\nstep_size = { name = 'polynomial', a = 10 }\n", "sampler.step_size.b: required"),
         ("[train]\nlr_schedule = 'wavy'\n", "train.lr_schedule.name: expected one of"),
         ("[train]\nema = 1.5\n", r"train.ema: expected a number in \(0, 1\)"),
+        ("[train]\nevaluators = ['fid']\n", r"train.evaluators\[0\].name: expected one of"),
+        (
+            "[train]\nevaluators = [{ name = 'samples', n = 3 }]\n",
+            r"train.evaluators\[0\].n: not an argument",
+        ),
     ],
 )
 def test_errors_name_the_dotted_key(tmp_path: Path, text: str, message: str) -> None:

@@ -15,7 +15,7 @@ from nrf.data import Batch
 from nrf.objectives import OBJECTIVES, ContrastiveDivergence, StepContext
 from nrf.training import checkpoint as ckpt
 from nrf.training.build import register_objective
-from nrf.training.config import load_config
+from nrf.training.config import ConfigError, load_config
 from nrf.training.run import load_run, train
 from nrf.training.trainer import TrainingDiverged
 from training_helpers import write_config
@@ -63,6 +63,19 @@ def test_run_directory_and_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     # A second `train` must not overwrite the run.
     assert main(["train", str(cfg)]) == 1
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_evaluators_are_configurable(tmp_path: Path) -> None:
+    cfg = load_config(
+        write_config(tmp_path, steps=10, eval_every=5, data_extra="validation_fraction = 0.2"),
+        ["train.evaluators=['validation-energy']"],
+    )
+    run, final = train(cfg)
+    assert set(final) == {"energy_validation"}  # no mode metrics, no density plots
+    assert not list((run / "plots").glob("*.png"))
+    bad = load_config(write_config(tmp_path / "b", steps=10), ["train.evaluators=['validation-energy']"])
+    with pytest.raises(ConfigError, match="validation-energy needs validation rows"):
+        train(bad)
 
 
 def test_resume_continues_and_records_overrides(tmp_path: Path) -> None:

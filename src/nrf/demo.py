@@ -19,6 +19,7 @@ from nrf.metrics import mode_metrics
 from nrf.training.config import load_config
 from nrf.training.report import write_report
 from nrf.training.run import train
+from nrf.training.rundir import RunDir
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "gmm_inclusive_authors.toml"
 PAPER = {"generation": (27.46, 0.67), "revision": (30.65, 0.95), "oracle": (30.70, 0.99)}
@@ -35,7 +36,7 @@ def run_demo(out: str | Path, seed: int = 0, steps: int = 20_000, threads: int =
     if not CONFIG.is_file():
         raise FileNotFoundError(f"demo config not found: {CONFIG} (run the demo from a source checkout)")
     cfg = load_config(CONFIG, overrides)
-    if (out_dir / "checkpoints").exists():
+    if RunDir(out_dir).checkpoints.exists():
         import shutil
 
         shutil.rmtree(out_dir)  # the demo's own folder: a fresh run each time
@@ -65,7 +66,7 @@ def run_demo(out: str | Path, seed: int = 0, steps: int = 20_000, threads: int =
     plots.scatter_2d(axes[0, 0], generation[:1000], data.centres, "(e) inclusive-NRF generation", lim=6)
     plots.scatter_2d(axes[0, 1], revision[:1000], data.centres, "(f) inclusive-NRF revision", lim=6)
     plots.energy_heatmap(axes[0, 2], objective.energy, 6, data.centres, "(h) learned potential u(x) = -E(x)")
-    figure = plots.save(fig, run_dir / "plots" / f"fig3-step{steps:08d}.png")
+    figure = plots.save(fig, RunDir(run_dir).plot("fig3", steps))
     report = write_report(run_dir)
     print(f"\nfigures: {figure}\nreport:  {report}\nrun:     {run_dir}")
     return run_dir

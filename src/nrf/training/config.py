@@ -88,6 +88,7 @@ class TrainSection:
     progress: bool = True
     ema: float | None = None  # decay of the energy's parameter average (the model kept)
     lr_schedule: str | dict[str, Any] = "constant"  # or a table {name = "cosine"}
+    evaluators: list[str | dict[str, Any]] | None = None  # None: what suits the data kind
 
 
 @dataclass
@@ -212,6 +213,11 @@ def resolve_components(cfg: Config) -> None:
         cfg.optim[name] = OPTIMIZERS.resolve(spec, key=f"optim.{name}")
     schedule = LR_SCHEDULES.build(cfg.train.lr_schedule, key="train.lr_schedule")
     cfg.train.lr_schedule = schedule.to_config()
+    if cfg.train.evaluators is not None:
+        from nrf.training.evaluation import EVALUATORS
+
+        for i, evaluator in enumerate(cfg.train.evaluators):
+            EVALUATORS.arguments(evaluator, key=f"train.evaluators[{i}]")
     if cfg.train.ema is not None:
         try:
             ParameterAverage(torch.nn.Linear(1, 1), cfg.train.ema)

@@ -2,29 +2,35 @@
 
 An evaluator is ``evaluator(objective, step, run_dir, generator) -> dict[str, float]``;
 it draws its own random numbers from ``generator`` (seeded from the step), so evaluating
-never changes the training run's random stream.
+never changes the training run's random stream. Evaluators are registered by name in
+:data:`EVALUATORS` (``train.evaluators`` of a config, e.g. ``["points", {name = "samples",
+n_samples = 16}]``); without that list a run evaluates what suits its data
+(:func:`default_evaluators`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nrf import plots
 from nrf.metrics import mode_metrics
 from nrf.objectives import Objective
+from nrf.registry import Registry
 from nrf.training.data import TrainingData
 from nrf.training.ensemble import member_energies, member_energy, members
+from nrf.training.rundir import RunDir
 
 Evaluator = Callable[[Objective, int, Path, torch.Generator], dict[str, float]]
 
+EVALUATORS: Registry[Evaluator] = Registry("evaluator")
+"""Evaluators by name; the run's :class:`~nrf.training.data.TrainingData` is their context."""
 
-def _plot_name(run_dir: Path, kind: str, step: int) -> Path:
-    return run_dir / "plots" / f"{kind}-step{step:08d}.png"
 
-
+@EVALUATORS.register("points", context=("data",))
 def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
     """2-D data: density heat map of exp(-E) with the data (and mode centres), and model
     samples; 1-D data: histograms of samples and data. With known mode centres, also the
@@ -61,7 +67,7 @@ def points_evaluator(data: TrainingData, n_samples: int = 10_000) -> Evaluator:
             axes[0, 0].set_title("data", fontsize=9)
             axes[0, 1].hist(samples[:, 0].numpy(), bins=60, color="tab:blue")
             axes[0, 1].set_title(f"samples, step {step}", fontsize=9)
-        plots.save(fig, _plot_name(run_dir, "density", step))
+        plots.save(fig, RunDir(run_dir).plot("density", step))
         return metrics
 
     return evaluate
@@ -85,17 +91,26 @@ def _mode_summary(
     return out
 
 
-def image_evaluator(n_samples: int = 64) -> Evaluator:
-    """Image data: a grid of model samples."""
+@EVALUATORS.register("samples", context=("data",))
+def image_evaluator(data: TrainingData | None = None, n_samples: int = 64) -> Evaluator:
+    """Image data: a grid of ``n_samples`` model samples."""
 
     def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
         samples = objective.sample(n_samples, gen).detach().cpu()
         fig, axes = plots.new_figure(1, size=6)
         plots.image_grid(axes[0, 0], samples, ncol=8, title=f"samples, step {step}")
-        plots.save(fig, _plot_name(run_dir, "samples", step))
+        plots.save(fig, RunDir(run_dir).plot("samples", step))
         return {}
 
     return evaluate
+
+
+@EVALUATORS.register("validation-energy", context=("data",))
+def validation_energy(data: TrainingData) -> Evaluator:
+    """Mean energy of the run's validation rows (``data.validation_fraction > 0``)."""
+    if data.validation is None or data.validation.shape[0] == 0:
+        raise ValueError("validation-energy needs validation rows (set data.validation_fraction > 0)")
+    return validation_evaluator(data.validation)
 
 
 def validation_evaluator(validation: torch.Tensor) -> Evaluator:
@@ -117,7 +132,12 @@ def default_evaluators(data: TrainingData) -> list[Evaluator]:
     if data.kind == "points" and data.train.shape[1] in (1, 2):
         evaluators.append(points_evaluator(data))
     elif data.kind == "images":
-        evaluators.append(image_evaluator())
+        evaluators.append(image_evaluator(data))
     if data.validation is not None and data.validation.shape[0] > 0:
         evaluators.append(validation_evaluator(data.validation))
     return evaluators
+
+
+def build_evaluators(specs: list[Any], data: TrainingData) -> list[Evaluator]:
+    """The evaluators of ``train.evaluators`` (names or tables), for ``data``."""
+    return [EVALUATORS.build(spec, key=f"train.evaluators[{i}]", data=data) for i, spec in enumerate(specs)]

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nrf.training.rundir import RunDir
+
 __all__ = ["write_report"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_PLOT_NAME = re.compile(r"^(?P<kind>.+?)-step(?P<step>\d+)$")
 # Keys of a metrics line that are bookkeeping, not metrics.
 _SUMMARY_HEADER_KEYS = frozenset({"status", "step", "final", "name", "wall_seconds"})
 _RESERVED = frozenset({"phase", "step", "epoch", "time", "event", "message"})
@@ -115,8 +116,7 @@ def _read_plots(plots_dir: Path, data: _RunData) -> None:
     for path in sorted(plots_dir.iterdir()):
         if not path.is_file() or path.suffix.lower() != ".png":
             continue
-        match = _PLOT_NAME.match(path.stem)
-        kind, step = (match["kind"], int(match["step"])) if match else (path.stem, None)
+        kind, step = RunDir.plot_kind_and_step(path)
         previous = latest.get(kind)
         if previous is None or (step is not None and (previous[0] is None or step > previous[0])):
             latest[kind] = (step, path)
@@ -128,8 +128,8 @@ def _load(run_dir: Path) -> _RunData:
         raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(run_dir)!r} is not a directory")
-    metrics_path = run_dir / "metrics.jsonl"
-    summary_path = run_dir / "summary.json"
+    layout = RunDir(run_dir)
+    metrics_path, summary_path = layout.metrics, layout.summary
     if not metrics_path.is_file() and not summary_path.is_file():
         raise FileNotFoundError(
             f"{str(run_dir)!r} holds neither metrics.jsonl nor summary.json; is it a training run directory?"
@@ -139,11 +139,10 @@ def _load(run_dir: Path) -> _RunData:
         _read_metrics(metrics_path, data)
     if summary_path.is_file():
         _read_summary(summary_path, data)
-    config_path = run_dir / "config.toml"
-    if config_path.is_file():
-        data.config_text = config_path.read_text(encoding="utf-8", errors="replace")
-    if (run_dir / "plots").is_dir():
-        _read_plots(run_dir / "plots", data)
+    if layout.config.is_file():
+        data.config_text = layout.config.read_text(encoding="utf-8", errors="replace")
+    if layout.plots.is_dir():
+        _read_plots(layout.plots, data)
     return data
 
 
@@ -543,6 +542,6 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     """
     root = Path(run_dir)
     data = _load(root)
-    target = Path(out) if out is not None else root / "report.html"
+    target = Path(out) if out is not None else RunDir(root).report
     _write_atomic(target, _render(data))
     return target

@@ -14,6 +14,7 @@ from nrf.training.config import Config, load_config
 from nrf.training.data import load_training_data
 from nrf.training.distributed import init_from_env
 from nrf.training.loop import ParameterAverage
+from nrf.training.rundir import RunDir
 from nrf.training.trainer import Trainer
 
 
@@ -54,7 +55,7 @@ def _prepare(cfg: Config, run_dir: Path) -> Trainer:
 def train(cfg: Config) -> tuple[Path, dict[str, float]]:
     """Start a new run in ``run.out_dir / run.name``; refuses to overwrite an existing run."""
     run_dir = run_dir_of(cfg)
-    if ckpt.list_checkpoints(run_dir / "checkpoints"):
+    if ckpt.list_checkpoints(RunDir(run_dir).checkpoints):
         raise FileExistsError(
             f"{run_dir} already holds a run; continue it with `nrf resume {run_dir}` "
             "or choose another name (--set run.name=...)"
@@ -66,7 +67,7 @@ def train(cfg: Config) -> tuple[Path, dict[str, float]]:
 def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) -> dict[str, float]:
     """Continue the run in ``run_dir`` from its newest valid checkpoint."""
     folder = Path(run_dir)
-    config = folder / "config.toml"
+    config = RunDir(folder).config
     if not config.is_file():
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
     cfg = load_config(config, overrides)
@@ -76,19 +77,19 @@ def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) 
 
 def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str = "cpu") -> Objective:
     """The trained objective of a run: ``which`` = ``"best"`` (falls back to the latest) or ``"latest"``."""
-    folder = Path(run_dir)
-    config = folder / "config.toml"
-    if not config.is_file():
+    layout = RunDir(Path(run_dir))
+    folder = layout.root
+    if not layout.config.is_file():
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
-    cfg = load_config(config)
+    cfg = load_config(layout.config)
     objective = build_objective(cfg)
-    best = folder / "checkpoints" / "best"
+    best = layout.best
     if which == "best" and best.is_dir():
         tensors, meta = ckpt.load_checkpoint(best)
     else:
-        found = ckpt.latest_valid(folder / "checkpoints")
+        found = ckpt.latest_valid(layout.checkpoints)
         if found is None:
-            raise FileNotFoundError(f"{folder / 'checkpoints'}: no valid checkpoint")
+            raise FileNotFoundError(f"{layout.checkpoints}: no valid checkpoint")
         _, tensors, meta = found
     objective.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
     extra: dict[str, object] = dict(meta["ranks"][0])

@@ -24,9 +24,10 @@ from nrf.training import checkpoint as ckpt
 from nrf.training.config import Config, ConfigError, dumps
 from nrf.training.data import TrainingData
 from nrf.training.distributed import SINGLE, DistInfo, any_rank, broadcast_module, gather
-from nrf.training.evaluation import Evaluator, default_evaluators
+from nrf.training.evaluation import Evaluator, build_evaluators, default_evaluators
 from nrf.training.loop import Callback, DivergenceError, Loop, Streams, TrainingDiverged
 from nrf.training.recovery import DivergenceGuard, RunCheckpoints
+from nrf.training.rundir import RunDir
 
 __all__ = ["DivergenceError", "DivergenceGuard", "RunCheckpoints", "Trainer", "TrainingDiverged"]
 
@@ -55,7 +56,12 @@ class Trainer(Callback):
         self.run_dir = Path(run_dir)
         self.device = torch.device(device)
         self.dist = dist
-        self.evaluators = list(default_evaluators(data) if evaluators is None else evaluators)
+        if evaluators is None:
+            configured = cfg.train.evaluators
+            evaluators = (
+                default_evaluators(data) if configured is None else build_evaluators(configured, data)
+            )
+        self.evaluators = list(evaluators)
         self.objective.to(self.device)
         groups = objective.optimizer_groups()
         missing = sorted(set(groups) - set(cfg.optim))
@@ -77,7 +83,8 @@ class Trainer(Callback):
             device=self.device, grad_clip=cfg.train.grad_clip, ema=cfg.train.ema,
             lr_schedule=cfg.train.lr_schedule, dist=dist,
         )  # fmt: skip
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.layout = RunDir(self.run_dir)
+        self.ckpt_dir = self.layout.checkpoints
         self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg.train.keep_last)
         self.guard = DivergenceGuard(cfg.divergence, self.checkpoints, self._restore, self._log, dist.is_main)
         self.guard.on_stop = lambda: self._write_summary("diverged")
@@ -143,7 +150,7 @@ class Trainer(Callback):
         if not self.dist.is_main:
             return
         record = {"time": round(self.elapsed_before + time.time() - self.started, 3), **record}
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
+        with open(self.layout.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self._tb is not None and record.get("phase") in ("train", "eval"):
             for k, v in record.items():
@@ -159,9 +166,9 @@ class Trainer(Callback):
             "wall_seconds": round(self.elapsed_before + time.time() - self.started, 2),
             "final": final or {}, "best": self.best,
         }  # fmt: skip
-        tmp = self.run_dir / "summary.json.tmp"
+        tmp = self.layout.summary.with_name(self.layout.summary.name + ".tmp")
         tmp.write_text(json.dumps(summary, indent=1))
-        os.replace(tmp, self.run_dir / "summary.json")
+        os.replace(tmp, self.layout.summary)
 
     def _open_tensorboard(self) -> None:
         if not self.dist.is_main:
@@ -170,7 +177,7 @@ class Trainer(Callback):
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional
             return
-        self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self._tb = SummaryWriter(str(self.layout.tensorboard))
 
     # --- evaluation ----------------------------------------------------------------------
 
@@ -196,7 +203,7 @@ class Trainer(Callback):
                 if improved:
                     self.best = value
         if any_rank(improved, self.dist):  # every rank joins the save (it gathers their states)
-            self.save(self.ckpt_dir / "best")
+            self.save(self.layout.best)
         return metrics
 
     # --- loop callbacks ------------------------------------------------------------------
@@ -235,7 +242,7 @@ class Trainer(Callback):
                 raise FileNotFoundError(f"{self.ckpt_dir}: no valid checkpoint to resume from")
             self._restore(found[1], found[2])
             if self.dist.is_main:  # overrides given to `nrf resume` become part of the run's config
-                (self.run_dir / "config.toml").write_text(dumps(self.cfg))
+                self.layout.config.write_text(dumps(self.cfg))
             self._log(
                 {
                     "phase": "event",
@@ -246,9 +253,9 @@ class Trainer(Callback):
             )
             return
         if self.dist.is_main:
-            (self.run_dir / "config.toml").write_text(dumps(self.cfg))
-            (self.run_dir / "plots").mkdir(exist_ok=True)
-            metrics_file = self.run_dir / "metrics.jsonl"
+            self.layout.config.write_text(dumps(self.cfg))
+            self.layout.plots.mkdir(exist_ok=True)
+            metrics_file = self.layout.metrics
             if metrics_file.exists():
                 metrics_file.unlink()
         self.loop.initialize(self.streams.init_rows(self.data.train.shape[0], self.cfg.model.init_batch))
