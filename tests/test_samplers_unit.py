@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from nrf.samplers import (
     Langevin,
     PolynomialDecay,
     ReplayBuffer,
+    Sampler,
     SGHMCState,
+    StepInfo,
     langevin_update,
     leapfrog,
     mppi_update,
@@ -403,3 +406,61 @@ def test_replay_buffer_overwrites_oldest_and_round_trips() -> None:
         buf.push(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(8, lambda n, g: torch.zeros(n, 1)).load_state_dict(buf.state_dict())
+
+
+@dataclass
+class _SweepState(ChainState):
+    """A sampler state of its own: sweeps made and a per-chain flag field."""
+
+    flips: tuple[torch.Tensor, ...] = ()
+
+
+class _CoordinateGibbs(Sampler):
+    """Exact Gibbs sweeps on a standard normal target: no step size, no gradient."""
+
+    def init(self, z: Any) -> _SweepState:
+        x = z if isinstance(z, torch.Tensor) else z[0]
+        return _SweepState(position=(x.detach(),), flips=(torch.zeros(x.shape[0]),))
+
+    def step(
+        self, target: Any, state: _SweepState, generator: torch.Generator | None = None
+    ) -> tuple[_SweepState, StepInfo]:
+        x = state.x.clone()
+        for j in range(x.shape[1]):
+            x[:, j] = torch.randn(x.shape[0], generator=generator)
+        return _SweepState(position=(x,), step=state.step + 1, flips=(state.flips[0] + 1,)), StepInfo()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_sampler_without_step_size_fits_the_contract() -> None:
+    """A Gibbs-style sampler needs no step size: its own state and info types go through
+    ``run``, ``state_dict`` and an objective unchanged."""
+    sampler = _CoordinateGibbs()
+    state, trace = run(
+        sampler, _std_target(), sampler.init(torch.zeros(500, 2)), 3, generator=_gen(50), trajectory=True
+    )
+    assert isinstance(state, _SweepState)
+    assert float(state.flips[0][0]) == 3
+    assert trace is not None
+    assert len(trace) == 3
+    assert float(state.x.var()) == pytest.approx(1.0, rel=0.15)
+    restored = _SweepState.from_state_dict(state.state_dict())
+    torch.testing.assert_close(restored.flips[0], state.flips[0])
+    from nrf.data import Batch
+    from nrf.energies import GaussianEnergy as Gauss
+    from nrf.objectives import ContrastiveDivergence
+
+    class _Ctx:
+        generator = _gen(51)
+        step = 0
+
+        def update(self, group: str, loss: torch.Tensor) -> None:
+            self.loss = float(loss)
+
+    ctx = _Ctx()
+    metrics = ContrastiveDivergence(Gauss(torch.zeros(2), torch.eye(2)), sampler, 2).training_step(
+        Batch(torch.zeros(8, 2)), ctx
+    )
+    assert set(metrics) >= {"loss", "energy_samples"}
