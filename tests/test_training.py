@@ -190,3 +190,21 @@ def test_huge_learning_rate_is_recovered(tmp_path: Path) -> None:
     assert any("runaway energy" in r.get("message", "") for r in _records(run))
     tensors, _ = ckpt.load_checkpoint(ckpt.list_checkpoints(run / "checkpoints")[-1])
     assert all(torch.isfinite(t).all() for k, t in tensors.items() if k.startswith("model/"))
+
+
+def test_run_directories_of_earlier_versions_load(tmp_path: Path) -> None:
+    """A run's config.toml from before the component registry held every sampler's and
+    optimizer's fields at their defaults: read back, those the component does not take are
+    dropped; a non-default value of a field the component does not take is still an error."""
+    cfg = write_config(tmp_path, steps=10, eval_every=0)
+    assert main(["train", str(cfg)]) == 0
+    run = tmp_path / "runs" / "tiny"
+    text = (run / "config.toml").read_text()
+    text = text.replace("[sampler]\n", "[sampler]\nbeta = 0.1\n").replace(
+        "[optim.energy]\n", "[optim.energy]\nmomentum = 0.0\n"
+    )
+    (run / "config.toml").write_text(text)
+    assert load_run(run, "latest").score(torch.zeros(3, 2)).shape == (3,)
+    (run / "config.toml").write_text(text.replace("beta = 0.1", "beta = 0.3"))
+    with pytest.raises(ConfigError, match=r"sampler\.beta: not an argument of langevin"):
+        load_run(run, "latest")

@@ -144,8 +144,43 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a TOML file (or start from the defaults), apply overrides, validate."""
+# What run directories written before the component registry recorded for every sampler and
+# optimizer whatever its kind (one table held the union of all fields, at these defaults);
+# values the component never took, dropped when such a run is read back.
+_UNION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sampler": {"beta": 0.1, "noise_scale": None, "grad_clip": None, "clamp": None},
+    "optim": {"betas": [0.5, 0.999], "momentum": 0.0, "weight_decay": 0.0},
+}
+
+
+def _drop_union_defaults(data: dict[str, Any]) -> None:
+    from nrf.samplers import SAMPLERS
+    from nrf.training.loop import OPTIMIZERS
+
+    tables: list[tuple[str, Any, Any, str]] = [("sampler", SAMPLERS, data.get("sampler"), "langevin")]
+    tables += [("optim", OPTIMIZERS, t, "adam") for t in (data.get("optim") or {}).values()]
+    for kind, registry, table, default_name in tables:
+        if not isinstance(table, dict):
+            continue
+        try:
+            accepted = registry.entry(table.get("name", default_name)).parameters()
+        except ValueError:
+            continue
+        defaults = _UNION_DEFAULTS[kind]
+        for key, default in defaults.items():
+            if key in table and key not in accepted and table[key] == default:
+                del table[key]
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, run_directory: bool = False
+) -> Config:
+    """Read a TOML file (or start from the defaults), apply overrides, validate.
+
+    ``run_directory``: the file is a run's ``config.toml``, possibly written by an earlier
+    nrf whose sampler and optimizer tables held every kind's fields at their defaults;
+    those that the chosen component does not take are dropped.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -155,6 +190,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    if run_directory:
+        _drop_union_defaults(data)
     apply_overrides(data, overrides or [])
     return validate(from_dict(Config, data))
 

@@ -70,7 +70,7 @@ def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) 
     config = RunDir(folder).config
     if not config.is_file():
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, run_directory=True)
     trainer = _prepare(cfg, folder)
     return trainer.fit(resume=True)
 
@@ -81,7 +81,7 @@ def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str =
     folder = layout.root
     if not layout.config.is_file():
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
-    cfg = load_config(layout.config)
+    cfg = load_config(layout.config, run_directory=True)
     objective = build_objective(cfg)
     best = layout.best
     if which == "best" and best.is_dir():

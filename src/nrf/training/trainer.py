@@ -120,6 +120,11 @@ class Trainer(Callback):
         return tensors, meta
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        if "data" not in meta or "data/rng" not in tensors:
+            raise ValueError(
+                "checkpoint written by an nrf version before the one training loop (no loop state); "
+                "its model can be sampled and scored (nrf sample / score) but the run not resumed"
+            )
         if int(meta.get("world_size", 1)) != self.dist.world_size:
             raise ValueError(
                 f"checkpoint was written by {meta.get('world_size')} process(es); resume with the same number"
