@@ -43,7 +43,7 @@ def test_defaults_and_round_trip(tmp_path: Path) -> None:
         ("[optim.energy]\nname = 'adagrad'\n", "optim.energy.name: expected one of"),
         ("[optim.energy]\nname = 'sgd'\nbetas = [0.5, 0.9]\n", "optim.energy.betas: not an argument of sgd"),
         ("[sampler]\nname = 'hmc'\nn_leapfrogs = 3\n", "sampler.n_leapfrogs: not an argument of hmc"),
-        ("[sampler]\nname = 'mppi'\ntemperature = -1.0\n", "sampler: temperature must be"),
+        ("[sampler]\nname = 'mppi'\ntemperature = -1.0\n", r"sampler\.temperature: temperature must be"),
         ("[sampler]\nstep_size = { name = 'polynomial', a = 10 }\n", "sampler.step_size.b: required"),
         ("[train]\nlr_schedule = 'wavy'\n", "train.lr_schedule.name: expected one of"),
         ("[train]\nema = 1.5\n", r"train.ema: expected a number in \(0, 1\)"),
@@ -59,6 +59,15 @@ def test_errors_name_the_dotted_key(tmp_path: Path, text: str, message: str) -> 
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_bad_sampler_steps_names_its_key(tmp_path: Path) -> None:
+    from nrf.training.build import build_objective
+
+    with pytest.raises(ConfigError, match=r"sampler\.steps: k must be an int >= 1"):
+        build_objective(load_config(None, ["sampler.steps=0"]))  # CD-k with k = 0
+    with pytest.raises(ConfigError, match=r"objective\.args\.reinit_prob: reinit_prob must be in \[0, 1\]"):
+        build_objective(load_config(None, ["objective.args={ reinit_prob = 2.0 }"]))
 
 
 def test_components_reach_every_argument() -> None:

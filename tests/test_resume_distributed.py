@@ -69,7 +69,9 @@ def test_two_processes_with_gloo_match_one_process_on_the_same_global_batch(
     torchrun = Path(sys.executable).parent / "torchrun"
     # SGD: its update is linear in the gradient, so one and two processes agree to rounding;
     # Adam's g / sqrt(v) turns rounding in near-zero gradients into steps of size lr
-    settings = {"steps": 20, "ckpt": 10, "eval_every": 0, "noise": 0.0, "opt": "sgd", "lr": 0.05}
+    # Ten steps: later, rounding differences of the half batches can tip a leaky-ReLU unit
+    # of a member across its kink, and the trajectories part (measured: 1e-2 after 20 steps)
+    settings = {"steps": 10, "ckpt": 5, "eval_every": 0, "noise": 0.0, "opt": "sgd", "lr": 0.05}
     cfg_one = write_config(tmp_path / "one", **settings)
     cfg_two = write_config(tmp_path / "two", **settings)
     ensemble = ["--set", f"model.n_models={members}"]
@@ -95,5 +97,5 @@ def test_two_processes_with_gloo_match_one_process_on_the_same_global_batch(
     for key in model_keys:
         torch.testing.assert_close(two_t[key], one_t[key], atol=2e-5, rtol=1e-4, msg=key)
     # Not trivially equal to the initialization: training moved the parameters.
-    init, _ = ckpt.load_checkpoint(tmp_path / "one" / "runs" / "tiny" / "checkpoints" / "step-00000010")
+    init, _ = ckpt.load_checkpoint(tmp_path / "one" / "runs" / "tiny" / "checkpoints" / "step-00000005")
     assert any(not torch.equal(init[k], one_t[k]) for k in model_keys)

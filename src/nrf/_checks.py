@@ -72,3 +72,14 @@ def check_input_shape(name: str, x: torch.Tensor, event_shape: Sequence[int]) ->
         raise ValueError(
             f"{name} must have shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
         )
+
+
+def check_box(name: str, value: Any) -> tuple[float, float]:
+    """``value`` as ``(low, high)`` floats with finite low < high (a pair of real numbers)."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    ok = ok and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    if not ok or not value[0] < value[1]:
+        raise ValueError(f"{name} must be (low, high) with finite low < high, got {value!r}")
+    return float(value[0]), float(value[1])

@@ -315,7 +315,13 @@ class Registry(Generic[T]):
         except (TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            raise ConfigError(f"{key or self.kind}: {exc}") from None
+            # nrf's argument checks start with the argument's name ("beta must be in (0, 1]")
+            words = str(exc).split(maxsplit=1)
+            arg = words[0] if words and words[0] in entry.parameters() else None
+            if arg is None and isinstance(exc, TypeError):
+                raise  # not an argument check: a bug, not a bad config
+            where = f"{key}.{arg}" if key and arg else (key or self.kind)
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 class Configurable:

@@ -3,7 +3,7 @@
 from nrf.energies.analytic import GaussianEnergy, GaussianMixtureEnergy
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
-from nrf.energies.compose import SumEnergy, TemperedEnergy
+from nrf.energies.compose import ChainMeanEnergy, SumEnergy, TemperedEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
@@ -11,6 +11,7 @@ from nrf.energies.presets import POTENTIALS, paper_potential
 __all__ = [
     "POTENTIALS",
     "BatchedMLPEnergy",
+    "ChainMeanEnergy",
     "ConvEnergy",
     "Energy",
     "GaussianEnergy",

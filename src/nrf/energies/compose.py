@@ -1,9 +1,12 @@
 """Energies made of energies: weighted sums (products of experts) and tempering.
 
-    SumEnergy:       E(x) = sum_i w_i E_i(x)     (p ∝ prod_i p_i^{w_i}, IGEBM's composition)
-    TemperedEnergy:  E(x) = E_0(x) / T           (p ∝ p_0^{1/T}; T > 1 flattens, T < 1 sharpens)
+    SumEnergy:        E(x) = sum_i w_i E_i(x)     (p ∝ prod_i p_i^{w_i}, IGEBM's composition)
+    TemperedEnergy:   E(x) = E_0(x) / T           (p ∝ p_0^{1/T}; T > 1 flattens, T < 1 sharpens)
+    ChainMeanEnergy:  E(x) = E_0(x) / B           (B the rows of each model in the batch: the
+                                                   gradient of the batch's mean energy per row)
 
-Both are ordinary energies: every target, sampler, metric and the detector take them.
+They are ordinary energies: every target, sampler, metric and the detector take them, and
+they keep the ensemble layout of what they wrap (``n_models``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import nn
 
 from nrf._checks import check_positive
+from nrf.nn.ensemble import ensemble_size, rows_per_member
 
 
 class SumEnergy(nn.Module):
@@ -38,6 +42,10 @@ class SumEnergy(nn.Module):
         shapes = {tuple(getattr(e, "event_shape", ())) for e in self.experts}
         if len(shapes) == 1:
             self.event_shape = shapes.pop()
+        members = {ensemble_size(e) for e in self.experts}
+        if len(members) != 1:
+            raise ValueError(f"energies must have one number of ensemble members, got {sorted(members)}")
+        self.n_models = members.pop()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total: torch.Tensor = self.weights[0] * self.experts[0](x)
@@ -60,9 +68,35 @@ class TemperedEnergy(nn.Module):
         super().__init__()
         self.energy = energy
         self.temperature = check_positive("temperature", temperature)
+        self.n_models = ensemble_size(energy)
         if hasattr(energy, "event_shape"):
             self.event_shape = energy.event_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.energy(x)
         return out if self.temperature == 1.0 else out / self.temperature
+
+
+class ChainMeanEnergy(nn.Module):
+    """E_0(x) / B, with B the rows of each model in the batch (all rows for a plain network,
+    rows per member for an ensemble): samplers then follow the gradient of each model's
+    mean energy over its chains instead of each chain's own energy (the ``grad_reduction =
+    "mean"`` option of Inclusive-NRF).
+
+    >>> from nrf.energies import GaussianEnergy
+    >>> base = GaussianEnergy(torch.zeros(1), torch.eye(1))
+    >>> x = torch.ones(4, 1)
+    >>> bool(torch.allclose(ChainMeanEnergy(base)(x), base(x) / 4))
+    True
+    """
+
+    def __init__(self, energy: nn.Module) -> None:
+        super().__init__()
+        self.energy = energy
+        self.n_models = ensemble_size(energy)
+        if hasattr(energy, "event_shape"):
+            self.event_shape = energy.event_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.energy(x)
+        return out / rows_per_member(self.energy, x.shape[0])

@@ -77,7 +77,9 @@ class Objective(nn.Module, Configurable, ABC):
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Energies of ``x`` in evaluation mode (higher = less probable), one per row."""
+        """Energies of ``x`` in evaluation mode (higher = less probable), one per row; an
+        ensemble network reads its rows per member (see :mod:`nrf.training.ensemble` to
+        score rows under each member)."""
         was_training = self.training
         self.eval()
         try:

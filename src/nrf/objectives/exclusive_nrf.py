@@ -8,7 +8,8 @@ Per batch (fresh generator samples for each update):
     L_G = mean E(G(h)) - w * sum_k log(gamma_k^2)
 
 where gamma are the scale parameters of the generator's batch-norm layers (the entropy
-surrogate of Kim & Bengio; ``entropy_weight`` w = 0.01 in the authors' code).
+surrogate of Kim & Bengio; ``entropy_weight`` w = 0.01 in the authors' code), summed per
+model (for an ensemble generator the logged ``entropy_surrogate`` is the members' mean).
 """
 
 from __future__ import annotations

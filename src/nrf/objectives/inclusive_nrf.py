@@ -29,9 +29,8 @@ from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int
 from nrf.data.batch import Batch
-from nrf.energies.compose import TemperedEnergy
+from nrf.energies.compose import ChainMeanEnergy
 from nrf.generators import LatentGenerator
-from nrf.nn.ensemble import rows_per_member
 from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
 from nrf.samplers import Sampler, run
@@ -111,10 +110,10 @@ class InclusiveNRF(GeneratorObjective):
                 "revision='paper' needs a generator with sigma > 0; use revision='x-only' for sigma = 0"
             )
 
-    def _target(self, chains: int) -> Target:
+    def _target(self) -> Target:
         energy: nn.Module = self.energy
         if self.grad_reduction == "mean":  # the drift of the mean potential of each model's chains
-            energy = TemperedEnergy(self.energy, float(rows_per_member(self.energy, chains)))
+            energy = ChainMeanEnergy(self.energy)
         if self.target_factory is not None:
             return self.target_factory(energy, self.generator)
         if self.revision == "x-only":
@@ -138,7 +137,7 @@ class InclusiveNRF(GeneratorObjective):
         n_steps = self.steps if steps is None else steps
         if n_steps == 0:
             return x, h
-        target = self._target(x.shape[0])
+        target = self._target()
         start: Any = (x,) if self.revision == "x-only" else (x, h)
         state, _ = run(self.sampler, target, self.sampler.init(start), n_steps, generator=generator)
         if self.revision == "x-only":

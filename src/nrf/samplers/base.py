@@ -13,7 +13,6 @@ blackjax's ``HMCState`` / ``HMCInfo``.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -21,7 +20,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from nrf.registry import ConfigError, Configurable, Registry, convert
+from nrf._checks import check_box
+from nrf.registry import ConfigError, Configurable, Registry
 from nrf.samplers.schedules import SCHEDULES, Schedule, as_schedule
 from nrf.targets.base import Position, Target
 
@@ -173,12 +173,10 @@ def box_arg(value: Any, key: str) -> tuple[float, float] | None:
     """A spec's ``clamp``: ``[low, high]`` with finite low < high."""
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ConfigError(f"{key}: expected [low, high], got {value!r}")
-    lo, hi = (convert(v, float, key) for v in value)
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ConfigError(f"{key}: expected finite low < high, got {value!r}")
-    return lo, hi
+    try:
+        return check_box(key, value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 GRADIENT_ARGS = {"step_size": step_size_arg, "clamp": box_arg}

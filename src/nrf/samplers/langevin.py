@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from nrf._checks import check_positive
+from nrf._checks import check_box, check_positive
 from nrf.samplers.base import (
     GRADIENT_ARGS,
     SAMPLERS,
@@ -114,11 +114,7 @@ class Langevin(GradientSampler):
             None if noise_scale is None else check_positive("noise_scale", noise_scale, allow_zero=True)
         )
         self.grad_clip = None if grad_clip is None else check_positive("grad_clip", grad_clip)
-        if clamp is not None:
-            lo, hi = clamp
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(f"clamp must be (low, high) with finite low < high, got {clamp!r}")
-        self.clamp = clamp
+        self.clamp = None if clamp is None else check_box("clamp", clamp)
         if mh and clamp is not None:
             raise ValueError("mh=True cannot be combined with clamp (the clamped proposal has no density)")
         if mh and noise_scale == 0:

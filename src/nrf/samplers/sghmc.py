@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from nrf._checks import check_positive
+from nrf._checks import check_box, check_positive
 from nrf.samplers.base import (
     GRADIENT_ARGS,
     SAMPLERS,
@@ -91,11 +91,7 @@ class SGHMC(GradientSampler):
             None if noise_scale is None else check_positive("noise_scale", noise_scale, allow_zero=True)
         )
         self.grad_clip = None if grad_clip is None else check_positive("grad_clip", grad_clip)
-        if clamp is not None and not (
-            math.isfinite(clamp[0]) and math.isfinite(clamp[1]) and clamp[0] < clamp[1]
-        ):
-            raise ValueError(f"clamp must be (low, high) with finite low < high, got {clamp!r}")
-        self.clamp = clamp
+        self.clamp = None if clamp is None else check_box("clamp", clamp)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {

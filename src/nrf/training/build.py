@@ -70,7 +70,14 @@ def build_objective(cfg: Config) -> Objective:
         context["sampler"] = build_sampler(cfg.sampler)
         params = entry.parameters()
         steps_arg = "k" if "k" in params else "steps" if "steps" in params else None
-        if steps_arg is not None:
-            args.setdefault(steps_arg, cfg.sampler.get("steps", 10))
+        if steps_arg is not None and steps_arg not in args:
+            args[steps_arg] = cfg.sampler.get("steps", 10)
+            try:
+                return OBJECTIVES.build({"name": entry.name, **args}, key="objective.args", **context)
+            except ConfigError as exc:  # a bad sampler.steps: name the key it came from
+                prefix = f"objective.args.{steps_arg}: "
+                if str(exc).startswith(prefix):
+                    raise ConfigError(f"sampler.steps: {str(exc)[len(prefix) :]}") from None
+                raise
     objective: Objective = OBJECTIVES.build({"name": entry.name, **args}, key="objective.args", **context)
     return objective

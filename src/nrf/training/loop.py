@@ -16,8 +16,9 @@ Per iteration t = 0, 1, ... the loop
 
 A divergence is offered to the callbacks (``on_divergence``; a rollback callback restores
 an earlier state and returns True); unhandled, it ends the fit with :class:`TrainingDiverged`.
-:meth:`Loop.state` / :meth:`Loop.restore` hold everything needed to continue bit for bit:
-parameters, optimizer states, the parameter average, data order and random streams.
+:meth:`Loop.checkpoint` / :meth:`Loop.restore_checkpoint` hold everything needed to continue
+bit for bit: parameters, optimizer states, the parameter average, the data order and, for
+every process, its sampler stream and the objective's chains or replay buffer.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from torch import nn
 from nrf.data.batch import Batch
 from nrf.nn.ensemble import ensemble_size, tile
 from nrf.objectives import Objective
-from nrf.registry import Configurable, Registry
-from nrf.training.distributed import SINGLE, DistInfo, any_rank, average_gradients, average_metrics
+from nrf.registry import ConfigError, Configurable, Registry
+from nrf.training import checkpoint as ckpt
+from nrf.training.distributed import SINGLE, DistInfo, any_rank, average_gradients, average_metrics, gather
 
 
 class DivergenceError(RuntimeError):
@@ -177,7 +179,7 @@ def optimizer_step(
     """Back-propagate ``loss`` into ``params`` and step ``optimizer``: gradients averaged over
     processes, clipped to norm ``grad_clip``; a non-finite loss or gradient raises
     :class:`DivergenceError` before any parameter changes."""
-    if not bool(torch.isfinite(loss)):
+    if any_rank(not bool(torch.isfinite(loss)), dist):  # every process skips the all-reduce together
         raise DivergenceError(f"non-finite {group} loss ({float(loss.detach())}) at step {step}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -228,7 +230,12 @@ class DataOrder:
     @property
     def per_epoch(self) -> int:
         """Batches per epoch."""
-        return self.n // self.batch_size
+        return self.batches_per_epoch(self.n, self.batch_size)
+
+    @staticmethod
+    def batches_per_epoch(n: int, batch_size: int) -> int:
+        """Full batches of ``batch_size`` in ``n`` rows (1 when ``n < batch_size``)."""
+        return n // min(batch_size, n)
 
     def next(self) -> torch.Tensor:
         bs = self.batch_size
@@ -360,9 +367,19 @@ class Streams:
     """The random streams of a fit, all from one seed: network initialization
     (``torch.manual_seed(seed)`` around construction), the rows of the data-dependent
     initialization (``seed + 1``), the samplers (``seed + 2``, plus 7919 per process rank)
-    and the data order (``seed + 3``)."""
+    and the data order (``seed + 3``). :meth:`from_user_seed` spreads a user's seed (0, 1,
+    2, ...) over 31 bits first, as ``random_state`` does for estimators, so the streams of
+    neighbouring seeds never coincide."""
 
     seed: int
+
+    @classmethod
+    def from_user_seed(cls, seed: int) -> Streams:
+        """The streams of ``nrf train`` with ``run.seed`` = ``seed``, equal to those of an
+        estimator with ``random_state=seed``."""
+        import numpy as np
+
+        return cls(int(np.random.RandomState(seed).randint(np.iinfo(np.int32).max)))
 
     def init_rows(self, n: int, count: int) -> torch.Tensor:
         """``count`` random rows of ``n`` for the data-dependent initialization."""
@@ -423,13 +440,30 @@ class Loop:
         self.device = torch.device(device)
         self.dist = dist
         self.members = ensemble_size(objective.energy)
+        for name, module in objective.named_children():
+            if ensemble_size(module) not in (1, self.members) or (
+                self.members > 1 and ensemble_size(module) == 1 and any(True for _ in module.parameters())
+            ):
+                raise ValueError(
+                    f"objective.{name} has {ensemble_size(module)} ensemble member(s) but the energy has "
+                    f"{self.members}; every trained network needs one weight set per member"
+                )  # fmt: skip
+        if grad_clip is not None and self.members > 1:
+            raise ConfigError(
+                f"train.grad_clip: clipping takes one norm over all parameters, which would couple the "
+                f"{self.members} ensemble members; train them with grad_clip unset or one by one"
+            )
         self.groups = objective.optimizer_groups()
         missing = sorted(set(self.groups) - set(optimizers))
         if missing:
-            raise ValueError(f"optimizers: no optimizer for the parameter group {missing[0]!r}")
+            raise ConfigError(
+                f"optim.{missing[0]}: the objective needs an optimizer for this parameter group"
+            )
         unused = sorted(set(optimizers) - set(self.groups))
         if unused:
-            raise ValueError(f"optimizers: {unused[0]!r} is not a parameter group ({sorted(self.groups)})")
+            raise ConfigError(
+                f"optim.{unused[0]}: not a parameter group of the objective ({sorted(self.groups)})"
+            )
         self.optimizers = {
             g: o if isinstance(o, torch.optim.Optimizer) else build_optimizer(o, self.groups[g], f"optim.{g}")
             for g, o in optimizers.items()
@@ -465,8 +499,6 @@ class Loop:
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Tensors and JSON of everything :meth:`restore` needs (this process's streams)."""
-        from nrf.training import checkpoint as ckpt
-
         tensors = {f"model/{k}": v for k, v in self.objective.state_dict().items()}
         meta: dict[str, Any] = {"optim": {}, "step": self.step, "lr_scale": self.lr_scale}
         for g, opt in self.optimizers.items():
@@ -481,8 +513,6 @@ class Loop:
         return tensors, meta
 
     def restore(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-        from nrf.training import checkpoint as ckpt
-
         model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
         self.objective.load_state_dict(model)
         self.objective.to(self.device)
@@ -490,7 +520,10 @@ class Loop:
             ckpt.optimizer_from_flat(f"optim/{g}", opt, dict(tensors), meta["optim"][g])
         self.order.restore(tensors, meta["data"])
         if self.average is not None:
-            self.average.restore(tensors, meta["ema"])
+            if "ema" in meta:
+                self.average.restore(tensors, meta["ema"])
+            else:  # the average switched on at resume: it starts from the restored parameters
+                self.average = ParameterAverage(self.objective.energy, self.average.decay)
         self.step, self.lr_scale = int(meta["step"]), float(meta["lr_scale"])
         self.apply_lr()
 
@@ -512,6 +545,29 @@ class Loop:
             {k[len("extra/") :]: v.to(self.device) for k, v in tensors.items() if k.startswith("extra/")}
         )
         self.objective.load_extra_state(extra)
+
+    def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """:meth:`state` plus every process's :meth:`sampler_state` (``rank{r}/`` tensors,
+        ``meta["ranks"][r]``): what a checkpoint holds. A collective call with several
+        processes (every rank must make it)."""
+        tensors, meta = self.state()
+        meta["ranks"] = []
+        for r, (rank_tensors, rank_meta) in enumerate(gather(self.sampler_state(), self.dist)):
+            tensors.update({f"rank{r}/{k}": v for k, v in rank_tensors.items()})
+            meta["ranks"].append(rank_meta)
+        meta["world_size"] = self.dist.world_size
+        return tensors, meta
+
+    def restore_checkpoint(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`checkpoint` (this process's part)."""
+        if int(meta.get("world_size", 1)) != self.dist.world_size:
+            raise ValueError(
+                f"checkpoint was written by {meta.get('world_size')} process(es); resume with the same number"
+            )
+        self.restore(tensors, meta)
+        prefix = f"rank{self.dist.rank}/"
+        mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        self.restore_sampler_state(mine, meta["ranks"][self.dist.rank])
 
     @contextmanager
     def averaged(self) -> Iterator[None]:

@@ -13,7 +13,7 @@ from nrf.training.build import build_objective
 from nrf.training.config import Config, load_config
 from nrf.training.data import load_training_data
 from nrf.training.distributed import init_from_env
-from nrf.training.loop import ParameterAverage
+from nrf.training.loop import ParameterAverage, Streams
 from nrf.training.rundir import RunDir
 from nrf.training.trainer import Trainer
 
@@ -38,7 +38,7 @@ def _prepare(cfg: Config, run_dir: Path) -> Trainer:
     if device.type == "cuda" and info.world_size > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    torch.manual_seed(cfg.run.seed)  # network initialization; the run itself uses its own generators
+    torch.manual_seed(Streams.from_user_seed(cfg.run.seed).seed)  # networks; the run has its own streams
     data = load_training_data(cfg.data, cfg.run.seed)
     objective = build_objective(cfg)
     shape = getattr(objective.energy, "event_shape", None)
@@ -91,7 +91,15 @@ def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str =
         if found is None:
             raise FileNotFoundError(f"{layout.checkpoints}: no valid checkpoint")
         _, tensors, meta = found
-    objective.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
+    try:
+        objective.load_state_dict(
+            {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+        )
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{folder}: the checkpoint does not fit the networks its config.toml builds (written by an nrf "
+            f"version whose ensemble members shared one generator?): {str(exc).splitlines()[0]}"
+        ) from None
     extra: dict[str, object] = dict(meta["ranks"][0])
     extra.update({k[len("rank0/extra/") :]: v for k, v in tensors.items() if k.startswith("rank0/extra/")})
     objective.load_extra_state(extra)

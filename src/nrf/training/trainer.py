@@ -21,9 +21,9 @@ import torch
 from nrf.data.batch import Batch
 from nrf.objectives import Objective
 from nrf.training import checkpoint as ckpt
-from nrf.training.config import Config, ConfigError, dumps
+from nrf.training.config import Config, dumps
 from nrf.training.data import TrainingData
-from nrf.training.distributed import SINGLE, DistInfo, any_rank, broadcast_module, gather
+from nrf.training.distributed import SINGLE, DistInfo, any_rank, broadcast_module
 from nrf.training.evaluation import Evaluator, build_evaluators, default_evaluators
 from nrf.training.loop import Callback, DivergenceError, Loop, Streams, TrainingDiverged
 from nrf.training.recovery import DivergenceGuard, RunCheckpoints
@@ -63,18 +63,7 @@ class Trainer(Callback):
             )
         self.evaluators = list(evaluators)
         self.objective.to(self.device)
-        groups = objective.optimizer_groups()
-        missing = sorted(set(groups) - set(cfg.optim))
-        if missing:
-            raise ConfigError(
-                f"optim.{missing[0]}: the {cfg.objective.name!r} objective needs this optimizer table"
-            )
-        unused = sorted(set(cfg.optim) - set(groups))
-        if unused:
-            raise ConfigError(
-                f"optim.{unused[0]}: not a parameter group of {cfg.objective.name!r} ({sorted(groups)})"
-            )
-        streams = Streams(cfg.run.seed)
+        streams = Streams.from_user_seed(cfg.run.seed)
         self.streams = streams
         self.loop = Loop(
             objective, Batch(data.train, data.train_labels), cfg.optim,
@@ -106,16 +95,10 @@ class Trainer(Callback):
     # --- state ---------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors, meta = self.loop.state()
-        ranks = gather(self.loop.sampler_state(), self.dist)
-        meta["ranks"] = []
-        for r, (rank_tensors, rank_meta) in enumerate(ranks):
-            tensors.update({f"rank{r}/{k}": v for k, v in rank_tensors.items()})
-            meta["ranks"].append(rank_meta)
+        tensors, meta = self.loop.checkpoint()
         meta.update(
             epoch=self.loop.order.epoch, rollbacks=self.guard.rollbacks, gap_strikes=self.guard.gap_strikes,
-            best=self.best, world_size=self.dist.world_size,
-            elapsed=self.elapsed_before + time.time() - self.started,
+            best=self.best, elapsed=self.elapsed_before + time.time() - self.started,
         )  # fmt: skip
         return tensors, meta
 
@@ -125,14 +108,7 @@ class Trainer(Callback):
                 "checkpoint written by an nrf version before the one training loop (no loop state); "
                 "its model can be sampled and scored (nrf sample / score) but the run not resumed"
             )
-        if int(meta.get("world_size", 1)) != self.dist.world_size:
-            raise ValueError(
-                f"checkpoint was written by {meta.get('world_size')} process(es); resume with the same number"
-            )
-        self.loop.restore(tensors, meta)
-        prefix = f"rank{self.dist.rank}/"
-        mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        self.loop.restore_sampler_state(mine, meta["ranks"][self.dist.rank])
+        self.loop.restore_checkpoint(tensors, meta)
         self.guard.rollbacks, self.guard.gap_strikes = int(meta["rollbacks"]), int(meta["gap_strikes"])
         self.best = meta.get("best")
         self.elapsed_before = float(meta.get("elapsed", 0.0))
@@ -219,10 +195,15 @@ class Trainer(Callback):
     def on_divergence(self, loop: Loop, reason: str) -> bool:
         handled = self.guard.on_divergence(loop, reason)
         self._window.clear()
+        if self._bar is not None:
+            self._bar.n = loop.step  # back at the restored step
+            self._bar.refresh()
         return handled
 
     def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
         cfg = self.cfg.train
+        if self._bar is not None:
+            self._bar.update(1)
         for k, v in metrics.items():
             self._window.setdefault(k, []).append(v)
         if self.step % cfg.log_every == 0 or self.step == cfg.steps:
@@ -276,32 +257,18 @@ class Trainer(Callback):
         cfg = self.cfg.train
         self._bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
                          desc=self.cfg.run.name, dynamic_ncols=True)  # fmt: skip
-        progress = _Progress(self._bar)
         try:
-            self.loop.run([progress, self])
+            self.loop.run([self])
         finally:
             self._bar.close()
             self._bar = None
         final = self.evaluate()
         self.save()
         self._write_summary("completed", final)
+        self.loop.finish()  # the model kept: the parameter average when train.ema is set
         if self._tb is not None:
             self._tb.close()
         return final
-
-
-class _Progress(Callback):
-    """Keeps the run's progress bar at the loop's step (also after a rollback)."""
-
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
-
-    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
-        self.bar.update(1)
-
-    def on_divergence(self, loop: Loop, reason: str) -> bool:
-        self.bar.n = loop.step
-        return False
 
 
 _SHOWN = ("loss", "energy_data", "energy_samples")

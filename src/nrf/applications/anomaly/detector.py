@@ -37,7 +37,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf._checks import check_box, check_choice, check_positive, check_positive_int
 from nrf.applications.anomaly.presets import DetectorPreset, detector_preset
 from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.data.batch import Batch
@@ -49,14 +49,14 @@ from nrf.samplers import SAMPLERS
 from nrf.training import checkpoint as ckpt
 from nrf.training.config import DivergenceSection
 from nrf.training.ensemble import member_energies
-from nrf.training.loop import Callback, EpochHistory, Loop, Streams, TrainingDiverged
+from nrf.training.loop import Callback, DataOrder, EpochHistory, Loop, Streams, TrainingDiverged
 from nrf.training.recovery import DivergenceGuard, RunCheckpoints
 from nrf.training.run import resolve_device
 
 METHODS = ("inclusive", "cd")
 SAMPLERS_BY_NAME = ("sgld", "sghmc")
-OPTIMIZERS = ("adam", "rmsprop")
-LR_SCHEDULES = ("constant", "cosine")
+OPTIMIZER_CHOICES = ("adam", "rmsprop")
+LR_SCHEDULE_CHOICES = ("constant", "cosine")
 CONTROLS = ("data", "both")
 # potential_init -> arguments of the preset potential's constructor
 POTENTIAL_INITS: dict[str, dict[str, Any]] = {
@@ -65,15 +65,6 @@ POTENTIAL_INITS: dict[str, dict[str, Any]] = {
     "unit": {"scale_trainable": False, "init": "unit"},
 }
 FORMAT = "nrf-detector/1"
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars as Python numbers (for the JSON of :meth:`NRFDetector.save`)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_plain(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -112,13 +103,12 @@ def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
     """The revision box: ``value`` (the argument ``given`` or the preset's) as floats."""
     if value is None or value == "off":
         return None
-    ok = isinstance(value, (tuple, list)) and len(value) == 2
-    ok = ok and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value
-    )
-    if not ok or not value[0] < value[1]:
-        raise ValueError(f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}")
-    return float(value[0]), float(value[1])
+    try:
+        return check_box("clamp", value)
+    except ValueError:
+        raise ValueError(
+            f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}"
+        ) from None
 
 
 @dataclass
@@ -134,9 +124,7 @@ class _FitCheckpoints(Callback):
     resumed_from: str | None = field(default=None)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors, meta = self.loop.state()
-        sampler_tensors, meta["sampler"] = self.loop.sampler_state()
-        tensors.update({f"rank0/{k}": v for k, v in sampler_tensors.items()})
+        tensors, meta = self.loop.checkpoint()
         meta["history"] = {
             "epochs": self.history.epochs,
             "sums": self.history._sums,
@@ -146,9 +134,7 @@ class _FitCheckpoints(Callback):
         return tensors, meta
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.loop.restore(tensors, meta)
-        mine = {k[len("rank0/") :]: v for k, v in tensors.items() if k.startswith("rank0/")}
-        self.loop.restore_sampler_state(mine, meta["sampler"])
+        self.loop.restore_checkpoint(tensors, meta)
         h = meta["history"]
         self.history.epochs = [dict(e) for e in h["epochs"]]
         self.history._sums, self.history._count = dict(h["sums"]), int(h["count"])
@@ -163,10 +149,14 @@ class _FitCheckpoints(Callback):
             self.save()
             return
         folder, tensors, meta = found
-        if json.loads(json.dumps(meta.get("fit"))) != json.loads(json.dumps(self.fingerprint)):
+        theirs, ours = meta.get("fit") or {}, json.loads(json.dumps(self.fingerprint))
+        differ = [k for k in ours if theirs.get(k) != ours[k]]
+        if differ:
+            what = {"settings": "settings", "seed": "random_state", "n_estimators": "n_estimators",
+                    "networks": "networks", "data": "rows of X", "shape": "shape of X"}  # fmt: skip
             raise ValueError(
-                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (other settings, "
-                "networks or rows); give an empty folder or the one of this fit"
+                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (its {what[differ[0]]} "
+                f"differ from this fit's); give an empty folder or the one of this fit"
             )
         self.restore(tensors, meta)
         self.resumed_from = folder.name
@@ -198,7 +188,8 @@ def _fit_recovery(
         if record.get("event") == "rollback":
             warnings.warn(f"NRFDetector.fit: {record['message']}", UserWarning, stacklevel=2)
 
-    section = DivergenceSection(max_rollbacks=rollbacks)
+    # the same divergences as without checkpoints (the loop's non-finite checks), no energy bound
+    section = DivergenceSection(max_rollbacks=rollbacks, max_abs_energy=math.inf)
     guard = DivergenceGuard(section, checkpoints.store, checkpoints.restore, warn, main=False)
     return [checkpoints, guard]
 
@@ -264,8 +255,8 @@ class NRFDetector(BaseEstimator):
     lr_schedule:
         ``"constant"`` (the paper) or ``"cosine"``: both learning rates follow
         lr_t = lr (1 + cos(pi t / T)) / 2 over the T iterations of the fit
-        (:class:`torch.optim.lr_scheduler.CosineAnnealingLR`), so that the final model is
-        not a snapshot of a still-moving adversarial game; ``None`` for the preset's choice.
+        (:class:`~nrf.training.loop.CosineLR`), so that the final model is not a snapshot
+        of a still-moving adversarial game; ``None`` for the preset's choice.
     ema:
         Keep the exponential moving average of the energy's parameters over the
         iterations (decay in (0, 1), e.g. 0.999) instead of the last iterate; ``"off"`` for
@@ -283,9 +274,9 @@ class NRFDetector(BaseEstimator):
         ``checkpoint_every`` iterations (default: every epoch) the loop's whole state is
         written there (the newest 3 kept, other files left alone); a fit with the same
         settings on the same rows continues from the newest valid checkpoint (e.g. after a
-        crash), and a diverged iteration (non-finite loss, gradient or metric, or an energy
-        beyond 1e6 in magnitude) rolls back to the newest checkpoint with the learning
-        rates halved, at most ``max_rollbacks`` times, with a ``UserWarning`` each time.
+        crash), and a diverged iteration (non-finite loss, gradient or metric) rolls back to
+        the newest checkpoint with the learning rates halved, at most ``max_rollbacks``
+        times, with a ``UserWarning`` each time.
         Without it a divergence ends the fit with :class:`~nrf.training.loop.TrainingDiverged`.
     checkpoint_every, max_rollbacks:
         See ``checkpoint_dir``.
@@ -431,7 +422,7 @@ class NRFDetector(BaseEstimator):
                          "control": control}  # fmt: skip
         # the optimizers
         optimizer = check_choice(
-            "optimizer", pick(self.optimizer, preset.optim["energy"]["name"]), OPTIMIZERS
+            "optimizer", pick(self.optimizer, preset.optim["energy"]["name"]), OPTIMIZER_CHOICES
         )
         lrs = {
             "energy": check_positive("lr", pick(self.lr, preset.optim["energy"]["lr"])),
@@ -475,7 +466,9 @@ class NRFDetector(BaseEstimator):
             potential_init=check_choice("potential_init", pick(self.potential_init, preset.potential_init),
                                         list(POTENTIAL_INITS)),
             ema=None if ema is None else float(ema),
-            lr_schedule=check_choice("lr_schedule", pick(self.lr_schedule, preset.lr_schedule), LR_SCHEDULES),
+            lr_schedule=check_choice(
+                "lr_schedule", pick(self.lr_schedule, preset.lr_schedule), LR_SCHEDULE_CHOICES
+            ),
         )  # fmt: skip
 
     def _device(self) -> torch.device:
@@ -561,7 +554,7 @@ class NRFDetector(BaseEstimator):
         shape = s.preset.event_shape or (data.shape[1],)
         tensor = torch.from_numpy(data).to(device).view(-1, *shape)
         objective.to(device)
-        per_epoch = tensor.shape[0] // min(s.batch_size, tensor.shape[0])
+        per_epoch = DataOrder.batches_per_epoch(tensor.shape[0], s.batch_size)
         optim = {g: s.optim[g] for g in objective.optimizer_groups()}
         loop = Loop(
             objective, Batch(tensor), optim, batch_size=s.batch_size, steps=s.epochs * per_epoch,
@@ -673,7 +666,7 @@ class NRFDetector(BaseEstimator):
     def save(self, path: Any) -> None:
         """Write the fitted detector as a folder (safetensors + JSON; written atomically)."""
         check_is_fitted(self, "decision_scores_")
-        params = {k: _plain(v) for k, v in self.get_params().items()}
+        params = {k: plain(v) for k, v in self.get_params().items()}
         custom = [name for name in ("energy", "generator") if params[name] is not None]
         for name in custom:
             params[name] = None
