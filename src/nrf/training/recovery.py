@@ -3,7 +3,11 @@ that rolls back to them (used by the run-directory Trainer and by estimators).""
 
 from __future__ import annotations
 
+import json
+import math
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import torch
 
 from nrf.training import checkpoint as ckpt
 from nrf.training.config import DivergenceSection
-from nrf.training.loop import Callback, DivergenceError, Loop, TrainingDiverged
+from nrf.training.loop import Callback, DivergenceError, EpochHistory, Loop, TrainingDiverged
 
 
 class RunCheckpoints:
@@ -103,3 +107,91 @@ class DivergenceGuard(Callback):
         if self.main:
             print(f"nrf: {message}")
         return True
+
+
+@dataclass
+class FitCheckpoints(Callback):
+    """Checkpoints of one in-memory fit (an estimator's): the loop's whole state, the epoch
+    history and the fit's fingerprint (what must match to continue: settings, seed, networks,
+    a hash of the rows). On start, a folder holding a checkpoint of the same fit continues
+    from its newest valid one; one of another fit is refused, naming the first entry of
+    ``fingerprint`` that differs (``names`` turns entries into the estimator's words)."""
+
+    store: RunCheckpoints
+    every: int
+    loop: Loop
+    history: EpochHistory
+    fingerprint: dict[str, Any]
+    names: dict[str, str] = field(default_factory=dict)
+    resumed_from: str | None = field(default=None)
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = self.loop.checkpoint()
+        meta["history"] = {
+            "epochs": self.history.epochs,
+            "sums": self.history._sums,
+            "count": self.history._count,
+        }
+        meta["fit"] = self.fingerprint
+        return tensors, meta
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.loop.restore_checkpoint(tensors, meta)
+        h = meta["history"]
+        self.history.epochs = [dict(e) for e in h["epochs"]]
+        self.history._sums, self.history._count = dict(h["sums"]), int(h["count"])
+
+    def save(self) -> None:
+        tensors, meta = self.state()
+        self.store.save(tensors, meta, self.loop.step)
+
+    def on_start(self, loop: Loop) -> None:
+        found = self.store.latest()
+        if found is None:
+            self.save()
+            return
+        folder, tensors, meta = found
+        theirs, ours = meta.get("fit") or {}, json.loads(json.dumps(self.fingerprint))
+        differ = [k for k in ours if theirs.get(k) != ours[k]]
+        if differ:
+            what = self.names.get(differ[0], differ[0])
+            raise ValueError(
+                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (its {what} differ "
+                f"from this fit's); give an empty folder or the one of this fit"
+            )
+        self.restore(tensors, meta)
+        self.resumed_from = folder.name
+
+    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
+        if loop.step % self.every == 0 and loop.step < loop.steps:
+            self.save()
+
+    def on_end(self, loop: Loop) -> None:
+        self.save()
+
+
+def fit_recovery(
+    folder: Path,
+    every: int,
+    max_rollbacks: int,
+    loop: Loop,
+    history: EpochHistory,
+    fingerprint: dict[str, Any],
+    names: dict[str, str] | None = None,
+    warn_as: str = "fit",
+) -> list[Callback]:
+    """The callbacks of a fit with checkpoints in ``folder`` every ``every`` iterations: the
+    checkpoints, and a divergence guard that rolls back to them on the loop's own
+    divergences (non-finite values; no energy bound) with a ``UserWarning`` each time."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"checkpoint_dir must be a folder, got the file {folder}")
+    store = RunCheckpoints(folder, keep_last=3)
+    checkpoints = FitCheckpoints(store, every, loop, history, fingerprint, names or {})
+
+    def warn(record: dict[str, Any]) -> None:
+        if record.get("event") == "rollback":
+            warnings.warn(f"{warn_as}: {record['message']}", UserWarning, stacklevel=2)
+
+    section = DivergenceSection(max_rollbacks=max_rollbacks, max_abs_energy=math.inf)
+    guard = DivergenceGuard(section, checkpoints.store, checkpoints.restore, warn, main=False)
+    return [checkpoints, guard]

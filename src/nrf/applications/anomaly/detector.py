@@ -20,14 +20,10 @@ loop (:mod:`nrf.training.loop`), as ``nrf train`` does.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
-import numbers
 import os
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,161 +33,23 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from nrf._checks import check_box, check_choice, check_positive, check_positive_int
-from nrf.applications.anomaly.presets import DetectorPreset, detector_preset
+from nrf._checks import check_choice, check_positive_int
+from nrf.applications.anomaly.settings import DetectorSettings, build_objective, resolve_settings
 from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.data.batch import Batch
-from nrf.energies import paper_potential
-from nrf.generators import LatentGenerator, paper_generator
-from nrf.objectives import OBJECTIVES, Objective
+from nrf.generators import LatentGenerator
+from nrf.objectives import Objective
 from nrf.registry import plain
-from nrf.samplers import SAMPLERS
 from nrf.training import checkpoint as ckpt
-from nrf.training.config import DivergenceSection
 from nrf.training.ensemble import member_energies
 from nrf.training.loop import Callback, DataOrder, EpochHistory, Loop, Streams, TrainingDiverged
-from nrf.training.recovery import DivergenceGuard, RunCheckpoints
+from nrf.training.recovery import fit_recovery
 from nrf.training.run import resolve_device
 
-METHODS = ("inclusive", "cd")
-SAMPLERS_BY_NAME = ("sgld", "sghmc")
-OPTIMIZER_CHOICES = ("adam", "rmsprop")
-LR_SCHEDULE_CHOICES = ("constant", "cosine")
-CONTROLS = ("data", "both")
-# potential_init -> arguments of the preset potential's constructor
-POTENTIAL_INITS: dict[str, dict[str, Any]] = {
-    "data": {},
-    "data-fixed": {"scale_trainable": False},
-    "unit": {"scale_trainable": False, "init": "unit"},
-}
 FORMAT = "nrf-detector/1"
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """A detector's arguments resolved against its preset: what :meth:`NRFDetector.fit` builds.
-
-    ``objective``, ``sampler`` and ``optim`` are component specs (``{"name": ..., ...}``)
-    of :data:`~nrf.objectives.OBJECTIVES`, :data:`~nrf.samplers.SAMPLERS` and
-    :data:`~nrf.training.loop.OPTIMIZERS`; the rest configures the networks and the loop.
-    """
-
-    preset: DetectorPreset
-    objective: dict[str, Any]
-    sampler: dict[str, Any]
-    optim: dict[str, dict[str, Any]]
-    epochs: int
-    batch_size: int
-    sigma: float
-    potential_init: str
-    ema: float | None
-    lr_schedule: str
-
-    def to_config(self) -> dict[str, Any]:
-        """The settings as plain data (for benchmark records)."""
-        return plain(
-            {
-                "network": self.preset.network, "objective": self.objective, "sampler": self.sampler,
-                "optim": self.optim, "epochs": self.epochs, "batch_size": self.batch_size,
-                "sigma": self.sigma, "potential_init": self.potential_init, "ema": self.ema,
-                "lr_schedule": self.lr_schedule,
-            }
-        )  # fmt: skip
-
-
-def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
-    """The revision box: ``value`` (the argument ``given`` or the preset's) as floats."""
-    if value is None or value == "off":
-        return None
-    try:
-        return check_box("clamp", value)
-    except ValueError:
-        raise ValueError(
-            f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}"
-        ) from None
-
-
-@dataclass
-class _FitCheckpoints(Callback):
-    """Checkpoints of one detector fit: the loop's state, the sampler stream, the epoch
-    history and the fit's fingerprint (settings, seed, networks, a hash of the rows)."""
-
-    store: RunCheckpoints
-    every: int
-    loop: Loop
-    history: EpochHistory
-    fingerprint: dict[str, Any]
-    resumed_from: str | None = field(default=None)
-
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors, meta = self.loop.checkpoint()
-        meta["history"] = {
-            "epochs": self.history.epochs,
-            "sums": self.history._sums,
-            "count": self.history._count,
-        }
-        meta["fit"] = self.fingerprint
-        return tensors, meta
-
-    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.loop.restore_checkpoint(tensors, meta)
-        h = meta["history"]
-        self.history.epochs = [dict(e) for e in h["epochs"]]
-        self.history._sums, self.history._count = dict(h["sums"]), int(h["count"])
-
-    def save(self) -> None:
-        tensors, meta = self.state()
-        self.store.save(tensors, meta, self.loop.step)
-
-    def on_start(self, loop: Loop) -> None:
-        found = self.store.latest()
-        if found is None:
-            self.save()
-            return
-        folder, tensors, meta = found
-        theirs, ours = meta.get("fit") or {}, json.loads(json.dumps(self.fingerprint))
-        differ = [k for k in ours if theirs.get(k) != ours[k]]
-        if differ:
-            what = {"settings": "settings", "seed": "random_state", "n_estimators": "n_estimators",
-                    "networks": "networks", "data": "rows of X", "shape": "shape of X"}  # fmt: skip
-            raise ValueError(
-                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (its {what[differ[0]]} "
-                f"differ from this fit's); give an empty folder or the one of this fit"
-            )
-        self.restore(tensors, meta)
-        self.resumed_from = folder.name
-
-    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
-        if loop.step % self.every == 0 and loop.step < loop.steps:
-            self.save()
-
-    def on_end(self, loop: Loop) -> None:
-        self.save()
-
-
-def _fit_recovery(
-    det: NRFDetector, loop: Loop, history: EpochHistory, fingerprint: dict[str, Any], per_epoch: int
-) -> list[Callback]:
-    """The checkpoint and rollback callbacks of a fit with ``checkpoint_dir``."""
-    every = (
-        per_epoch
-        if det.checkpoint_every is None
-        else check_positive_int("checkpoint_every", det.checkpoint_every)
-    )
-    rollbacks = check_positive_int("max_rollbacks", det.max_rollbacks, allow_zero=True)
-    folder = Path(os.fspath(det.checkpoint_dir))  # type: ignore[arg-type]
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"checkpoint_dir must be a folder, got the file {folder}")
-    checkpoints = _FitCheckpoints(RunCheckpoints(folder, keep_last=3), every, loop, history, fingerprint)
-
-    def warn(record: dict[str, Any]) -> None:
-        if record.get("event") == "rollback":
-            warnings.warn(f"NRFDetector.fit: {record['message']}", UserWarning, stacklevel=2)
-
-    # the same divergences as without checkpoints (the loop's non-finite checks), no energy bound
-    section = DivergenceSection(max_rollbacks=rollbacks, max_abs_energy=math.inf)
-    guard = DivergenceGuard(section, checkpoints.store, checkpoints.restore, warn, main=False)
-    return [checkpoints, guard]
+# entries of a fit's checkpoint fingerprint, in the words of the detector's arguments
+_FINGERPRINT_NAMES = {"settings": "settings", "seed": "random_state", "n_estimators": "n_estimators",
+                      "networks": "networks", "data": "rows of X", "shape": "shape of X"}  # fmt: skip
 
 
 class NRFDetector(BaseEstimator):
@@ -373,103 +231,7 @@ class NRFDetector(BaseEstimator):
 
     def _settings(self) -> DetectorSettings:
         """The constructor arguments, validated, with the preset's values for ``None``."""
-        c = self.contamination
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 0.5:
-            raise ValueError(f"contamination must be a number in (0, 0.5], got {c!r}")
-        check_choice("method", self.method, METHODS)
-        check_choice("sampler", self.sampler, SAMPLERS_BY_NAME)
-        check_choice("revision", self.revision, ("paper", "x-only"))
-        check_choice("device", self.device, ("cpu", "cuda", "auto"))
-        preset = detector_preset(self.network)
-        check_positive_int("n_estimators", self.n_estimators)
-        custom = [name for name in ("energy", "generator") if getattr(self, name) is not None]
-        if self.n_estimators > 1 and custom:
-            raise ValueError(
-                f"n_estimators > 1 batches the preset networks; got n_estimators = {self.n_estimators} "
-                f"with a custom {custom[0]} (fit several detectors instead)"
-            )
-
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
-        # the sampler: the preset's spec for this sampler, with the arguments given
-        sampler = dict(preset.samplers[self.sampler])
-        sampler["step_size"] = check_positive("step_size", pick(self.step_size, sampler["step_size"]))
-        if self.sampler == "sghmc":
-            sampler["beta"] = check_positive("beta", pick(self.beta, sampler["beta"]))
-            if sampler["beta"] > 1.0:
-                raise ValueError(f"beta must be in (0, 1], got {self.beta!r}")
-        elif self.beta is not None:
-            check_positive("beta", self.beta)
-        noise = pick(self.noise_scale, sampler.get("noise_scale", "paper"))
-        if noise == "paper" or noise is None:  # sqrt(2 delta) (SGLD) or sqrt(2 beta delta) (SGHMC)
-            sampler["noise_scale"] = None
-        elif isinstance(noise, str):
-            raise ValueError(f"noise_scale must be a number >= 0, 'paper' or None, got {noise!r}")
-        else:
-            sampler["noise_scale"] = check_positive("noise_scale", noise, allow_zero=True)
-        clamp = _check_clamp(self.clamp, pick(self.clamp, sampler.get("clamp")))
-        sampler["clamp"] = clamp
-        # the objective
-        steps = check_positive_int("revision_steps", pick(self.revision_steps, preset.objective["steps"]))
-        alpha_p = check_positive("alpha_p", pick(self.alpha_p, preset.objective["alpha_p"]), allow_zero=True)
-        control = check_choice("control", pick(self.control, preset.objective["control"]), CONTROLS)
-        objective: dict[str, Any]
-        if self.method == "cd":
-            objective = {"name": "cd", "k": steps, "start": "data", "alpha": alpha_p}
-        else:
-            objective = {"name": "inclusive", "steps": steps, "revision": self.revision, "alpha_p": alpha_p,
-                         "control": control}  # fmt: skip
-        # the optimizers
-        optimizer = check_choice(
-            "optimizer", pick(self.optimizer, preset.optim["energy"]["name"]), OPTIMIZER_CHOICES
-        )
-        lrs = {
-            "energy": check_positive("lr", pick(self.lr, preset.optim["energy"]["lr"])),
-            "generator": check_positive(
-                "lr_generator", pick(self.lr_generator, preset.optim["generator"]["lr"])
-            ),
-        }
-        betas = pick(self.betas, preset.betas)
-        pair = isinstance(betas, (tuple, list, np.ndarray)) and len(betas) == 2
-        numbers_ok = pair and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)
-        if not numbers_ok or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        optim: dict[str, dict[str, Any]] = {}
-        for group, spec in preset.optim.items():
-            if optimizer == spec["name"]:
-                built = {**spec, "lr": lrs[group]}
-            else:  # another optimizer than the preset's: its own defaults (RMSprop: the authors')
-                built = {"name": optimizer, "lr": lrs[group]}
-            if optimizer == "adam":
-                built["betas"] = (float(betas[0]), float(betas[1]))
-            optim[group] = built
-        # the loop and the networks
-        ema = preset.ema if self.ema is None else self.ema
-        if ema == "off":
-            ema = None
-        elif isinstance(ema, (str, bool)) or not (isinstance(ema, numbers.Real) and 0.0 < ema < 1.0):
-            raise ValueError(f"ema must be a number in (0, 1), 'off' or None, got {self.ema!r}")
-        sigma = check_positive("sigma", pick(self.sigma, preset.sigma), allow_zero=True)
-        if (
-            self.method == "inclusive"
-            and self.revision == "paper"
-            and sigma == 0.0
-            and self.generator is None
-        ):
-            raise ValueError("sigma must be > 0 with revision='paper'; use revision='x-only' for sigma = 0")
-        return DetectorSettings(
-            preset=preset, objective=objective, sampler=sampler, optim=optim,
-            epochs=check_positive_int("epochs", pick(self.epochs, preset.epochs)),
-            batch_size=check_positive_int("batch_size", pick(self.batch_size, preset.batch_size)),
-            sigma=sigma,
-            potential_init=check_choice("potential_init", pick(self.potential_init, preset.potential_init),
-                                        list(POTENTIAL_INITS)),
-            ema=None if ema is None else float(ema),
-            lr_schedule=check_choice(
-                "lr_schedule", pick(self.lr_schedule, preset.lr_schedule), LR_SCHEDULE_CHOICES
-            ),
-        )  # fmt: skip
+        return resolve_settings(self)
 
     def _device(self) -> torch.device:
         return resolve_device(self.device)
@@ -510,30 +272,7 @@ class NRFDetector(BaseEstimator):
     # --- model -----------------------------------------------------------------------
 
     def _build(self, s: DetectorSettings, n_features: int) -> Objective:
-        preset = s.preset
-        shape = preset.event_shape or (n_features,)
-        if math.prod(shape) != n_features:
-            raise ValueError(
-                f"network={self.network!r} needs {math.prod(shape)} features per row "
-                f"(images of shape {shape}), got {n_features}"
-            )
-        wide: dict[str, Any] = {} if preset.event_shape else {"event_shape": shape}
-        models = None if self.n_estimators == 1 else self.n_estimators
-        if self.energy is not None:
-            energy = copy.deepcopy(self.energy)
-        else:
-            energy = paper_potential(preset.network, models, **wide, **POTENTIAL_INITS[s.potential_init])
-        sampler = SAMPLERS.build(s.sampler, key="sampler")
-        generator = None
-        if s.objective["name"] == "inclusive":
-            if self.generator is not None:
-                generator = copy.deepcopy(self.generator)
-            else:
-                generator = paper_generator(preset.network, models, **wide, sigma=s.sigma)
-        objective: Objective = OBJECTIVES.build(
-            s.objective, energy=energy, generator=generator, sampler=sampler
-        )
-        return objective
+        return build_objective(self, s, n_features)
 
     # --- fitting ---------------------------------------------------------------------
 
@@ -568,7 +307,13 @@ class NRFDetector(BaseEstimator):
             fingerprint = {"settings": s.to_config(), "seed": seed, "n_estimators": self.n_estimators,
                            "networks": repr(objective), "data": hashlib.sha256(data.tobytes()).hexdigest(),
                            "shape": list(data.shape)}  # fmt: skip
-            callbacks += _fit_recovery(self, loop, history, fingerprint, per_epoch)
+            every = per_epoch if self.checkpoint_every is None else self.checkpoint_every
+            callbacks += fit_recovery(
+                Path(os.fspath(self.checkpoint_dir)),
+                check_positive_int("checkpoint_every", every),
+                check_positive_int("max_rollbacks", self.max_rollbacks, allow_zero=True),
+                loop, history, fingerprint, _FINGERPRINT_NAMES, warn_as="NRFDetector.fit",
+            )  # fmt: skip
         try:
             loop.run(callbacks, progress=bool(self.verbose), describe=lambda step: (
                 f"in epoch {step // per_epoch + 1}, iteration {step + 1}"))  # fmt: skip

@@ -1,0 +1,203 @@
+"""The detector's arguments resolved into component specs, and the objective they build.
+
+:func:`resolve_settings` turns an :class:`~nrf.applications.anomaly.NRFDetector`'s arguments
+(``None``: the preset's value) into a typed :class:`DetectorSettings`: objective, sampler and
+optimizer specs of the registries and the loop's settings; :func:`build_objective` builds
+the networks, sampler and objective from them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nrf._checks import check_box, check_choice, check_positive, check_positive_int
+from nrf.applications.anomaly.presets import DetectorPreset, detector_preset
+from nrf.energies import paper_potential
+from nrf.generators import paper_generator
+from nrf.objectives import OBJECTIVES, Objective
+from nrf.registry import plain
+from nrf.samplers import SAMPLERS
+
+METHODS = ("inclusive", "cd")
+SAMPLER_CHOICES = ("sgld", "sghmc")
+OPTIMIZER_CHOICES = ("adam", "rmsprop")
+LR_SCHEDULE_CHOICES = ("constant", "cosine")
+CONTROLS = ("data", "both")
+# potential_init -> arguments of the preset potential's constructor
+POTENTIAL_INITS: dict[str, dict[str, Any]] = {
+    "data": {},
+    "data-fixed": {"scale_trainable": False},
+    "unit": {"scale_trainable": False, "init": "unit"},
+}
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """A detector's arguments resolved against its preset: what :meth:`NRFDetector.fit` builds.
+
+    ``objective``, ``sampler`` and ``optim`` are component specs (``{"name": ..., ...}``)
+    of :data:`~nrf.objectives.OBJECTIVES`, :data:`~nrf.samplers.SAMPLERS` and
+    :data:`~nrf.training.loop.OPTIMIZERS`; the rest configures the networks and the loop.
+    """
+
+    preset: DetectorPreset
+    objective: dict[str, Any]
+    sampler: dict[str, Any]
+    optim: dict[str, dict[str, Any]]
+    epochs: int
+    batch_size: int
+    sigma: float
+    potential_init: str
+    ema: float | None
+    lr_schedule: str
+
+    def to_config(self) -> dict[str, Any]:
+        """The settings as plain data (for benchmark records)."""
+        return plain(
+            {
+                "network": self.preset.network, "objective": self.objective, "sampler": self.sampler,
+                "optim": self.optim, "epochs": self.epochs, "batch_size": self.batch_size,
+                "sigma": self.sigma, "potential_init": self.potential_init, "ema": self.ema,
+                "lr_schedule": self.lr_schedule,
+            }
+        )  # fmt: skip
+
+
+def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
+    """The revision box: ``value`` (the argument ``given`` or the preset's) as floats."""
+    if value is None or value == "off":
+        return None
+    try:
+        return check_box("clamp", value)
+    except ValueError:
+        raise ValueError(
+            f"clamp must be (low, high) with finite low < high, 'off' or None, got {given!r}"
+        ) from None
+
+
+def resolve_settings(d: Any) -> DetectorSettings:
+    """The arguments of a detector ``d`` (its ``get_params()`` as attributes), validated, with
+    the preset's values for ``None``; errors name the argument."""
+    c = d.contamination
+    if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 0.5:
+        raise ValueError(f"contamination must be a number in (0, 0.5], got {c!r}")
+    check_choice("method", d.method, METHODS)
+    check_choice("sampler", d.sampler, SAMPLER_CHOICES)
+    check_choice("revision", d.revision, ("paper", "x-only"))
+    check_choice("device", d.device, ("cpu", "cuda", "auto"))
+    preset = detector_preset(d.network)
+    check_positive_int("n_estimators", d.n_estimators)
+    custom = [name for name in ("energy", "generator") if getattr(d, name) is not None]
+    if d.n_estimators > 1 and custom:
+        raise ValueError(
+            f"n_estimators > 1 batches the preset networks; got n_estimators = {d.n_estimators} "
+            f"with a custom {custom[0]} (fit several detectors instead)"
+        )
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    # the sampler: the preset's spec for this sampler, with the arguments given
+    sampler = dict(preset.samplers[d.sampler])
+    sampler["step_size"] = check_positive("step_size", pick(d.step_size, sampler["step_size"]))
+    if d.sampler == "sghmc":
+        sampler["beta"] = check_positive("beta", pick(d.beta, sampler["beta"]))
+        if sampler["beta"] > 1.0:
+            raise ValueError(f"beta must be in (0, 1], got {d.beta!r}")
+    elif d.beta is not None:
+        check_positive("beta", d.beta)
+    noise = pick(d.noise_scale, sampler.get("noise_scale", "paper"))
+    if noise == "paper" or noise is None:  # sqrt(2 delta) (SGLD) or sqrt(2 beta delta) (SGHMC)
+        sampler["noise_scale"] = None
+    elif isinstance(noise, str):
+        raise ValueError(f"noise_scale must be a number >= 0, 'paper' or None, got {noise!r}")
+    else:
+        sampler["noise_scale"] = check_positive("noise_scale", noise, allow_zero=True)
+    clamp = _check_clamp(d.clamp, pick(d.clamp, sampler.get("clamp")))
+    sampler["clamp"] = clamp
+    # the objective
+    steps = check_positive_int("revision_steps", pick(d.revision_steps, preset.objective["steps"]))
+    alpha_p = check_positive("alpha_p", pick(d.alpha_p, preset.objective["alpha_p"]), allow_zero=True)
+    control = check_choice("control", pick(d.control, preset.objective["control"]), CONTROLS)
+    objective: dict[str, Any]
+    if d.method == "cd":
+        objective = {"name": "cd", "k": steps, "start": "data", "alpha": alpha_p}
+    else:
+        objective = {"name": "inclusive", "steps": steps, "revision": d.revision, "alpha_p": alpha_p,
+                     "control": control}  # fmt: skip
+    # the optimizers
+    optimizer = check_choice(
+        "optimizer", pick(d.optimizer, preset.optim["energy"]["name"]), OPTIMIZER_CHOICES
+    )
+    lrs = {
+        "energy": check_positive("lr", pick(d.lr, preset.optim["energy"]["lr"])),
+        "generator": check_positive("lr_generator", pick(d.lr_generator, preset.optim["generator"]["lr"])),
+    }
+    betas = pick(d.betas, preset.betas)
+    pair = isinstance(betas, (tuple, list, np.ndarray)) and len(betas) == 2
+    numbers_ok = pair and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)
+    if not numbers_ok or not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {d.betas!r}")
+    optim: dict[str, dict[str, Any]] = {}
+    for group, spec in preset.optim.items():
+        if optimizer == spec["name"]:
+            built = {**spec, "lr": lrs[group]}
+        else:  # another optimizer than the preset's: its own defaults (RMSprop: the authors')
+            built = {"name": optimizer, "lr": lrs[group]}
+        if optimizer == "adam":
+            built["betas"] = (float(betas[0]), float(betas[1]))
+        optim[group] = built
+    # the loop and the networks
+    ema: Any = preset.ema if d.ema is None else d.ema
+    if ema == "off":
+        ema = None
+    elif isinstance(ema, (str, bool)) or not (isinstance(ema, numbers.Real) and 0.0 < float(ema) < 1.0):
+        raise ValueError(f"ema must be a number in (0, 1), 'off' or None, got {d.ema!r}")
+    sigma = check_positive("sigma", pick(d.sigma, preset.sigma), allow_zero=True)
+    if d.method == "inclusive" and d.revision == "paper" and sigma == 0.0 and d.generator is None:
+        raise ValueError("sigma must be > 0 with revision='paper'; use revision='x-only' for sigma = 0")
+    return DetectorSettings(
+        preset=preset, objective=objective, sampler=sampler, optim=optim,
+        epochs=check_positive_int("epochs", pick(d.epochs, preset.epochs)),
+        batch_size=check_positive_int("batch_size", pick(d.batch_size, preset.batch_size)),
+        sigma=sigma,
+        potential_init=check_choice("potential_init", pick(d.potential_init, preset.potential_init),
+                                    list(POTENTIAL_INITS)),
+        ema=None if ema is None else float(ema),
+        lr_schedule=check_choice(
+            "lr_schedule", pick(d.lr_schedule, preset.lr_schedule), LR_SCHEDULE_CHOICES
+        ),
+    )  # fmt: skip
+
+
+def build_objective(d: Any, s: DetectorSettings, n_features: int) -> Objective:
+    """The objective of settings ``s`` for rows of ``n_features``, with the networks of the
+    preset (or the detector ``d``'s own ``energy`` / ``generator``, copied)."""
+    preset = s.preset
+    shape = preset.event_shape or (n_features,)
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"network={d.network!r} needs {math.prod(shape)} features per row "
+            f"(images of shape {shape}), got {n_features}"
+        )
+    wide: dict[str, Any] = {} if preset.event_shape else {"event_shape": shape}
+    models = None if d.n_estimators == 1 else d.n_estimators
+    if d.energy is not None:
+        energy = copy.deepcopy(d.energy)
+    else:
+        energy = paper_potential(preset.network, models, **wide, **POTENTIAL_INITS[s.potential_init])
+    sampler = SAMPLERS.build(s.sampler, key="sampler")
+    generator = None
+    if s.objective["name"] == "inclusive":
+        if d.generator is not None:
+            generator = copy.deepcopy(d.generator)
+        else:
+            generator = paper_generator(preset.network, models, **wide, sigma=s.sigma)
+    objective: Objective = OBJECTIVES.build(s.objective, energy=energy, generator=generator, sampler=sampler)
+    return objective
