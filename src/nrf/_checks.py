@@ -48,6 +48,13 @@ def check_int_sequence(name: str, values: Sequence[int], *, allow_empty: bool = 
     return tuple(check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
+def check_probability(name: str, value: float) -> float:
+    """Return ``value`` as a float if it is a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
+
+
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``."""
     if value not in choices:

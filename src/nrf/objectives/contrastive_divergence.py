@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf._checks import check_choice, check_positive, check_positive_int, check_probability
 from nrf.data.batch import Batch
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.samplers import ReplayBuffer, Sampler, run
@@ -84,13 +84,7 @@ class ContrastiveDivergence(Objective):
         self.event_shape: tuple[int, ...] | None = None
         self._persistent: torch.Tensor | None = None
         self.buffer_size = check_positive_int("buffer_size", buffer_size)
-        if (
-            isinstance(reinit_prob, bool)
-            or not isinstance(reinit_prob, (int, float))
-            or not 0 <= reinit_prob <= 1
-        ):
-            raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob!r}")
-        self.reinit_prob = float(reinit_prob)
+        self.reinit_prob = check_probability("reinit_prob", reinit_prob)
         self.buffer = ReplayBuffer(buffer_size, self._noise, reinit_prob) if start == "buffer" else None
 
     def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from nrf._checks import check_positive_int
+from nrf._checks import check_positive_int, check_probability
 
 InitFn = Callable[[int, torch.Generator | None], torch.Tensor]
 
@@ -38,13 +38,7 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, init: InitFn, reinit_prob: float = 0.05) -> None:
         self.capacity = check_positive_int("capacity", capacity)
-        if (
-            isinstance(reinit_prob, bool)
-            or not isinstance(reinit_prob, (int, float))
-            or not 0 <= reinit_prob <= 1
-        ):
-            raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob!r}")
-        self.reinit_prob = float(reinit_prob)
+        self.reinit_prob = check_probability("reinit_prob", reinit_prob)
         self.init = init
         self._data: torch.Tensor | None = None
         self._size = 0
