@@ -354,6 +354,14 @@ class EpochHistory(Callback):
             self.epochs.append({k: v / self._count for k, v in self._sums.items()})
             self._sums, self._count = {}, 0
 
+    def state(self) -> dict[str, Any]:
+        """JSON of the history so far, including the running sums of the current epoch."""
+        return {"epochs": self.epochs, "sums": self._sums, "count": self._count}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.epochs = [dict(e) for e in state["epochs"]]
+        self._sums, self._count = dict(state["sums"]), int(state["count"])
+
 
 def check_finite_metrics(metrics: Mapping[str, float], step: int) -> None:
     """A non-finite logged metric is a divergence."""
@@ -441,13 +449,12 @@ class Loop:
         self.dist = dist
         self.members = ensemble_size(objective.energy)
         for name, module in objective.named_children():
-            if ensemble_size(module) not in (1, self.members) or (
-                self.members > 1 and ensemble_size(module) == 1 and any(True for _ in module.parameters())
-            ):
+            size = ensemble_size(module)
+            if size != self.members and any(True for _ in module.parameters()):
                 raise ValueError(
-                    f"objective.{name} has {ensemble_size(module)} ensemble member(s) but the energy has "
-                    f"{self.members}; every trained network needs one weight set per member"
-                )  # fmt: skip
+                    f"objective.{name} has {size} ensemble member(s) but the energy has {self.members}; "
+                    "every trained network needs one weight set per member"
+                )
         if grad_clip is not None and self.members > 1:
             raise ConfigError(
                 f"train.grad_clip: clipping takes one norm over all parameters, which would couple the "

@@ -127,19 +127,13 @@ class FitCheckpoints(Callback):
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = self.loop.checkpoint()
-        meta["history"] = {
-            "epochs": self.history.epochs,
-            "sums": self.history._sums,
-            "count": self.history._count,
-        }
+        meta["history"] = self.history.state()
         meta["fit"] = self.fingerprint
         return tensors, meta
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.loop.restore_checkpoint(tensors, meta)
-        h = meta["history"]
-        self.history.epochs = [dict(e) for e in h["epochs"]]
-        self.history._sums, self.history._count = dict(h["sums"]), int(h["count"])
+        self.history.restore(meta["history"])
 
     def save(self) -> None:
         tensors, meta = self.state()
