@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,9 +11,20 @@ import numpy as np
 import pytest
 
 from nrf.data import ChecksumError, DataFormatError, DataNotFoundError, load_kddcup99
-from nrf.data.kddcup import CATEGORICAL, COLUMNS
+from nrf.data.kddcup import (
+    BINARY_COLUMNS,
+    CATEGORICAL,
+    CATEGORIES,
+    COLUMNS,
+    COUNT_COLUMNS,
+    FLAGS,
+    PROTOCOL_TYPES,
+    RATE_COLUMNS,
+    SERVICES,
+)
 
 NUMERIC = tuple(c for c in COLUMNS if c not in CATEGORICAL)
+WIDTH = 38 + 3 + 66 + 11
 VOCAB = {
     "protocol_type": ("tcp", "udp", "icmp"),
     "service": ("http", "smtp", "private", "ecr_i"),
@@ -35,15 +47,19 @@ class Table:
 
 
 def make_table(n: int = N_ROWS, seed: int = 0) -> Table:
-    """``n`` rows; every third row is "normal." (the anomaly class) with wider value ranges."""
+    """``n`` valid rows; every third row is "normal." (the anomaly class) with wider value
+    ranges: counts in [20, 80) for the inliers, [0, 300) for the anomalies; rates in
+    [0.2, 0.8) and [0, 1]; the 0/1 columns alternate."""
     rng = np.random.default_rng(seed)
     labels = ["normal." if i % 3 == 0 else ATTACKS[i % len(ATTACKS)] for i in range(n)]
     anomaly = np.array([lab == "normal." for lab in labels])
-    numeric = rng.integers(0, 100, size=(n, len(NUMERIC))).astype(np.float64)
-    numeric[anomaly] = rng.integers(-50, 300, size=(int(anomaly.sum()), len(NUMERIC)))
+    numeric = rng.integers(20, 80, size=(n, len(NUMERIC))).astype(np.float64)
+    numeric[anomaly] = rng.integers(0, 300, size=(int(anomaly.sum()), len(NUMERIC)))
     for j, name in enumerate(NUMERIC):
-        if name.endswith("_rate"):
-            numeric[:, j] = np.round(numeric[:, j] / 100, 2)
+        if name in RATE_COLUMNS:
+            numeric[:, j] = np.round(np.minimum(numeric[:, j], 100) / 100, 2)
+        elif name in BINARY_COLUMNS:
+            numeric[:, j] = np.arange(n) % 2
     numeric[:, NUMERIC.index("num_outbound_cmds")] = 0.0  # constant everywhere
     numeric[:, NUMERIC.index("land")] = anomaly.astype(float)  # constant among the inliers
     categorical = {
@@ -82,14 +98,14 @@ def non_constant(values: np.ndarray) -> np.ndarray:
 def test_shapes_names_and_labels(tmp_path: Path, table: Table, compress: bool) -> None:
     write_csv(tmp_path / "kddcup99", table.lines, compress=compress)
     data = load_kddcup99(tmp_path)
-    width = len(NUMERIC) + sum(len(v) for v in VOCAB.values())
-    assert width == 38 + 10
-    assert data.features.shape == (N_ROWS, width)
+    assert data.features.shape == (N_ROWS, WIDTH)
     assert data.features.dtype == np.float32
     assert len(data) == N_ROWS
     assert data.feature_names[:38] == NUMERIC
     assert data.feature_names[38:41] == ("protocol_type=icmp", "protocol_type=tcp", "protocol_type=udp")
-    assert len(data.feature_names) == width
+    assert data.feature_names[41] == "service=IRC"
+    assert data.feature_names[-1] == "flag=SH"
+    assert len(data.feature_names) == WIDTH
     assert data.labels.dtype == np.int64
     np.testing.assert_array_equal(data.labels, table.anomaly.astype(np.int64))
     assert data.labels.sum() == 10
@@ -109,13 +125,16 @@ def test_one_hot_blocks(tmp_path: Path, table: Table) -> None:
     names = data.feature_names
     for c in CATEGORICAL:
         cols = [j for j, name in enumerate(names) if name.startswith(f"{c}=")]
-        assert len(cols) == len(VOCAB[c])
-        assert [names[j] for j in cols] == [f"{c}={v}" for v in sorted(VOCAB[c])]
+        assert len(cols) == len(CATEGORIES[c])
+        assert [names[j] for j in cols] == [f"{c}={v}" for v in CATEGORIES[c]]
         block = data.features[:, cols]
         assert set(np.unique(block).tolist()) == {0.0, 1.0}
         np.testing.assert_array_equal(block.sum(axis=1), np.ones(N_ROWS))
         hot = [names[cols[k]].split("=", 1)[1] for k in block.argmax(axis=1)]
         assert hot == table.categorical[c]
+        # only the columns of the values present are ever hot
+        used = {f"{c}={v}" for v in VOCAB[c]}
+        assert {names[cols[k]] for k in np.flatnonzero(block.sum(axis=0))} == used
 
 
 def test_inlier_scaling(tmp_path: Path, table: Table) -> None:
@@ -312,3 +331,162 @@ def test_sha256_verification(tmp_path: Path, table: Table) -> None:
         load_kddcup99(tmp_path, verify_sha256=True)
     assert str(path) in str(info.value)
     assert len(load_kddcup99(tmp_path, verify_sha256=False)) == N_ROWS
+
+
+def set_field(lines: list[str], row: int, column: str, value: str) -> list[str]:
+    """A copy of ``lines`` with ``column`` of 1-based ``row`` replaced by ``value``."""
+    out = list(lines)
+    fields = out[row - 1].split(",")
+    fields[COLUMNS.index(column) if column != "label" else -1] = value
+    out[row - 1] = ",".join(fields)
+    return out
+
+
+def test_canonical_category_lists() -> None:
+    assert len(PROTOCOL_TYPES) == 3
+    assert len(SERVICES) == 66
+    assert len(FLAGS) == 11
+    for values in CATEGORIES.values():
+        assert isinstance(values, tuple)
+        assert list(values) == sorted(set(values))
+    assert len(NUMERIC) + sum(len(v) for v in CATEGORIES.values()) == WIDTH
+    assert set(RATE_COLUMNS) | set(BINARY_COLUMNS) | set(COUNT_COLUMNS) == set(NUMERIC)
+    assert len(RATE_COLUMNS) + len(BINARY_COLUMNS) + len(COUNT_COLUMNS) == 38
+
+
+def one_hot(features: np.ndarray) -> np.ndarray:
+    return features[:, 38:]
+
+
+def test_a_file_in_the_corrected_format_encodes_to_the_same_columns(tmp_path: Path, table: Table) -> None:
+    """A second file (like the ``corrected`` test file: same 42 fields, labels with a
+    trailing dot) that holds only some of the categories, the first of them in another
+    order of appearance, gets the same columns, each value hot in the same position."""
+    write_csv(tmp_path / "a" / "kddcup99", table.lines)
+    full = load_kddcup99(tmp_path / "a")
+    # drop every "smtp" row and every "REJ" row, and put the rows in reverse order
+    keep = [
+        i
+        for i in range(N_ROWS)
+        if table.categorical["service"][i] != "smtp" and table.categorical["flag"][i] != "REJ"
+    ][::-1]
+    second = [table.lines[i] for i in keep]
+    assert {line.split(",")[2] for line in second} == {"http", "private", "ecr_i"}
+    assert second[0].split(",")[1] != table.categorical["protocol_type"][0]
+    write_csv(tmp_path / "b", second, compress=False, name="kddcup.data_10_percent_corrected")
+    subset = load_kddcup99(tmp_path / "b")
+    assert subset.feature_names == full.feature_names
+    assert subset.features.shape == (len(keep), WIDTH)
+    np.testing.assert_array_equal(one_hot(subset.features), one_hot(full.features)[keep])
+    assert list(subset.raw_labels) == [table.labels[i] for i in keep]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "known"), [("service", "aol", 66), ("flag", "XX", 11), ("protocol_type", "sctp", 3)]
+)
+def test_unknown_category_is_an_error_by_default(
+    tmp_path: Path, table: Table, column: str, value: str, known: int
+) -> None:
+    path = write_csv(tmp_path / "kddcup99", set_field(table.lines, 7, column, value))
+    with pytest.raises(DataFormatError) as info:
+        load_kddcup99(tmp_path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "row 7:" in message
+    assert repr(column) in message
+    assert repr(value) in message
+    assert f"{known} known values" in message
+
+
+def test_unknown_category_ignored_gives_an_all_zero_block_and_a_warning(tmp_path: Path, table: Table) -> None:
+    lines = set_field(table.lines, 7, "service", "aol")
+    lines = set_field(lines, 9, "service", "aol")
+    lines = set_field(lines, 9, "flag", "XX")
+    path = write_csv(tmp_path / "kddcup99", lines)
+    with pytest.warns(UserWarning, match="outside the known categories") as record:
+        data = load_kddcup99(tmp_path, unknown="ignore")
+    (warning,) = record
+    message = str(warning.message)
+    assert str(path) in message
+    assert "2 row(s)" in message
+    assert "service='aol' (2 rows)" in message
+    assert "flag='XX' (1 row)" in message
+    write_csv(tmp_path / "ref" / "kddcup99", table.lines)
+    clean = load_kddcup99(tmp_path / "ref")
+    assert data.feature_names == clean.feature_names
+    names = np.array(data.feature_names)
+    service = np.char.startswith(names, "service=")
+    flag = np.char.startswith(names, "flag=")
+    assert data.features[6, service].sum() == 0.0
+    assert data.features[8, service].sum() == 0.0
+    assert data.features[8, flag].sum() == 0.0
+    assert data.features[6, flag].sum() == 1.0
+    others = np.setdiff1d(np.arange(N_ROWS), [6, 8])
+    np.testing.assert_array_equal(data.features[others], clean.features[others])
+
+
+def test_no_warning_when_nothing_is_ignored(tmp_path: Path, table: Table) -> None:
+    write_csv(tmp_path / "kddcup99", table.lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load_kddcup99(tmp_path, unknown="ignore")
+    np.testing.assert_array_equal(one_hot(data.features).sum(axis=1), np.full(N_ROWS, 3.0))
+
+
+def test_bad_unknown_choice(tmp_path: Path, table: Table) -> None:
+    write_csv(tmp_path / "kddcup99", table.lines)
+    with pytest.raises(ValueError, match=r"unknown must be one of \['error', 'ignore'\], got 'skip'"):
+        load_kddcup99(tmp_path, unknown="skip")
+
+
+@pytest.mark.parametrize("label", ["normal", "smurf", ".", ""])
+def test_label_without_the_trailing_dot(tmp_path: Path, table: Table, label: str) -> None:
+    path = write_csv(tmp_path / "kddcup99", set_field(table.lines, 4, "label", label))
+    with pytest.raises(DataFormatError) as info:
+        load_kddcup99(tmp_path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"row 4: label {label!r} does not end in '.'" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("src_bytes", "-5", "a count"),
+        ("dst_bytes", "-1", "a count"),
+        ("duration", "-3", "a count"),
+        ("count", "2.5", "a count"),
+        ("serror_rate", "1.5", "a rate in [0, 1]"),
+        ("dst_host_srv_rerror_rate", "-0.01", "a rate in [0, 1]"),
+        ("land", "2", "0 or 1"),
+        ("logged_in", "0.5", "0 or 1"),
+    ],
+)
+def test_value_out_of_its_column_range(
+    tmp_path: Path, table: Table, column: str, value: str, rule: str
+) -> None:
+    lines = set_field(table.lines, 11, column, value)
+    lines = set_field(lines, 20, "src_bytes", "-7")  # a later bad row is not the one reported
+    path = write_csv(tmp_path / "kddcup99", lines)
+    with pytest.raises(DataFormatError) as info:
+        load_kddcup99(tmp_path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"row 11: column {column!r} must be {rule}" in message
+    assert message.endswith(f"got {value}")
+
+
+@pytest.mark.parametrize(
+    ("fit_rows", "match"),
+    [
+        ([0, 30], r"fit_rows must be row indices in \[0, 30\)"),
+        ([-1, 2], r"fit_rows must be row indices in \[0, 30\)"),
+        (np.ones(29, dtype=bool), r"one entry per row \(30\), got 29"),
+        ([0.5, 1.0], "dtype float64"),
+        ([[0, 1]], "1-D"),
+    ],
+)
+def test_bad_fit_rows(tmp_path: Path, table: Table, fit_rows: object, match: str) -> None:
+    write_csv(tmp_path / "kddcup99", table.lines)
+    with pytest.raises(ValueError, match=match):
+        load_kddcup99(tmp_path, scale="rows", fit_rows=fit_rows)  # type: ignore[arg-type]

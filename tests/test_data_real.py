@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from nrf.data import dataset_status, load_kddcup99, load_mnist
+from nrf.data.kddcup import CATEGORICAL, CATEGORIES
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -56,3 +57,8 @@ def test_kddcup99() -> None:
     assert inliers.max() <= 1.0
     np.testing.assert_array_equal(data.features[:, 38:].sum(axis=1), np.full(494021, 3.0))
     assert sorted(set(data.raw_labels.tolist()))[:3] == ["back.", "buffer_overflow.", "ftp_write."]
+    # the canonical category lists are exactly the values of this file: it loads with
+    # unknown="error" (no value outside them) and every one of their columns is hot somewhere
+    assert data.feature_names[38:] == tuple(f"{c}={v}" for c in CATEGORICAL for v in CATEGORIES[c])
+    assert (data.features[:, 38:].sum(axis=0) > 0).all()
+    assert {c: len(v) for c, v in CATEGORIES.items()} == {"protocol_type": 3, "service": 66, "flag": 11}
