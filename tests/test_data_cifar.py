@@ -198,3 +198,154 @@ def test_missing_batch(tmp_path: Path) -> None:
 def test_bad_split(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="split"):
         load_cifar10("valid", root=tmp_path)
+
+
+# --- hand-made opcode streams (protocol 2) ------------------------------------------------
+
+PROTO2 = b"\x80\x02"
+GOOD_ENTRIES = (
+    b"U\x04data"  # SHORT_BINSTRING "data"
+    + pickle.dumps(np.zeros((1, 3072), np.uint8), protocol=2)[2:-1]  # the array, no PROTO / STOP
+    + b"U\x06labels]K\x00a"  # [0]
+)
+
+
+def batch_with(extra: bytes) -> bytes:
+    """A valid batch dict whose third entry, under key "extra", is built by ``extra``."""
+    return PROTO2 + b"}(" + GOOD_ENTRIES + b"U\x05extra" + extra + b"u."
+
+
+def deep_list(depth: int) -> bytes:
+    return b"]" * depth + b"a" * (depth - 1)
+
+
+def test_hand_made_batch_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "batch"
+    path.write_bytes(batch_with(b"K\x07"))
+    images, labels = read_batch(path)
+    assert images.shape == (1, 32, 32, 3)
+    assert labels.tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (b"]q\x00h\x00a", "contains itself"),  # l = []; l.append(l)
+        (b"}q\x00K\x01h\x00s", "contains itself"),  # d = {}; d[1] = d
+        (deep_list(100_000), "nested deeper than 32 levels"),
+        (deep_list(33), "nested deeper than 32 levels"),
+        (b")" + b"\x85" * 100_000, "nested deeper than 32 levels"),  # ((((),),),)...
+    ],
+    ids=["self-list", "self-dict", "list-100000", "list-33", "tuple-100000"],
+)
+def test_self_reference_and_deep_nesting_are_refused(tmp_path: Path, extra: bytes, match: str) -> None:
+    path = tmp_path / SUBDIR / "test_batch"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(batch_with(extra))
+    with pytest.raises(DataFormatError, match=match) as info:
+        load_cifar10("test", root=tmp_path)
+    assert str(path) in str(info.value)
+
+
+def test_nesting_built_through_the_memo_is_counted(tmp_path: Path) -> None:
+    """Lists memoized while empty and filled afterwards, parent first: each append only
+    adds one level to a list seen so far, yet the result nests 100,000 deep."""
+    n = 100_000
+    stream = b"".join(b"]r" + i.to_bytes(4, "little") for i in range(n))  # EMPTY_LIST, LONG_BINPUT i
+    stream += b"0" * n  # POP them all
+    stream += b"".join(
+        b"j" + i.to_bytes(4, "little") + b"j" + (i + 1).to_bytes(4, "little") + b"a0" for i in range(n - 1)
+    )  # memo[i].append(memo[i + 1])
+    stream += b"j" + (0).to_bytes(4, "little")
+    path = tmp_path / "batch"
+    path.write_bytes(batch_with(stream))
+    with pytest.raises(DataFormatError, match="nested deeper than 32 levels") as info:
+        read_batch(path)
+    assert str(path) in str(info.value)
+
+
+def test_shallow_nesting_and_shared_containers_are_accepted(tmp_path: Path) -> None:
+    shared = [1, 2]
+    meta = {b"a": [shared, shared, (shared,)], b"b": [[[[[[[[[[0]]]]]]]]]]}
+    path = dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 4], b"meta": meta}, tmp_path / "b", 4)
+    images, labels = read_batch(path)
+    assert images.shape == (2, 32, 32, 3)
+    assert labels.tolist() == [3, 4]
+
+
+@pytest.mark.slow
+def test_a_deep_dictionary_key_never_reaches_the_unpickler(tmp_path: Path) -> None:
+    """Hashing a 1,000,000-deep tuple key overflows the C stack inside ``pickle`` (a crash,
+    not an exception): the check of the opcode stream must refuse it before."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "batch"
+    path.write_bytes(PROTO2 + b"}(" + GOOD_ENTRIES + b")" + b"\x85" * 1_000_000 + b"K\x01u.")
+    code = (
+        "import sys\n"
+        "from nrf.data import DataFormatError\n"
+        "from nrf.data.cifar import read_batch\n"
+        "try:\n"
+        "    read_batch(sys.argv[1])\n"
+        "except DataFormatError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert str(path) in done.stdout
+    assert "nested deeper than 32 levels" in done.stdout
+
+
+@pytest.mark.parametrize("encoding", [b"zlib", b"rot13", b"utf-8"])
+def test_codecs_encode_only_with_latin1(tmp_path: Path, encoding: bytes) -> None:
+    call = b"c_codecs\nencode\nX\x01\x00\x00\x00x" + b"X" + len(encoding).to_bytes(4, "little") + encoding
+    path = tmp_path / "batch"
+    path.write_bytes(batch_with(call + b"\x86R"))  # TUPLE2, REDUCE
+    with pytest.raises(DataFormatError, match=r"refusing _codecs\.encode with encoding") as info:
+        read_batch(path)
+    assert str(path) in str(info.value)
+    path.write_bytes(
+        batch_with(
+            call.replace(b"X" + len(encoding).to_bytes(4, "little") + encoding, b"X\x06\x00\x00\x00latin1")
+            + b"\x86R"
+        )
+    )
+    assert read_batch(path)[1].tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        ([0.5, 1.0], "must be integers, got dtype float64"),
+        ([True, False], "must be integers, got dtype bool"),
+        ([b"x", b"y"], "must be integers"),
+        ([[0], [1]], r"flat list of integers, got shape \(2, 1\)"),
+        ([0, [1]], "must be a list of integers"),
+        (b"\x00\x01", "must be a list of integers, got bytes"),
+        ([2**70, 1], "must be integers, got dtype object"),
+    ],
+    ids=["float", "bool", "bytes", "2-d", "ragged", "bytes-entry", "huge"],
+)
+def test_labels_that_are_not_integers(tmp_path: Path, labels: object, match: str) -> None:
+    path = dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}, tmp_path / "batch", 4)
+    with pytest.raises(DataFormatError, match=match) as info:
+        read_batch(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ([[0] * 3072], "got list"),
+        (np.zeros((0, 3072), np.uint8), "no images"),
+    ],
+    ids=["list", "empty"],
+)
+def test_data_must_be_a_non_empty_uint8_array(tmp_path: Path, data: object, match: str) -> None:
+    path = dump({b"data": data, b"labels": []}, tmp_path / "batch", 4)
+    with pytest.raises(DataFormatError, match=match) as info:
+        read_batch(path)
+    assert str(path) in str(info.value)
