@@ -269,3 +269,36 @@ def test_labels_as_images_wrong_magic(tmp_path: Path) -> None:
 def test_bad_split_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="split"):
         load_mnist("validation", root=tmp_path, verify_md5=False)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(27, 29), (28, 27), (32, 32), (1, 784)])
+def test_images_of_another_size(tmp_path: Path, rows: int, cols: int) -> None:
+    folder = tmp_path / "mnist"
+    make_split(folder, n=3)
+    images = np.zeros((3, rows, cols), dtype=np.uint8)
+    path = write(folder / "train-images-idx3-ubyte", idx_bytes(images), compress=True)
+    with pytest.raises(DataFormatError) as info:
+        load_mnist(root=tmp_path, verify_md5=False)
+    assert str(path) in str(info.value)
+    assert f"MNIST images must be 28 x 28, got {rows} x {cols}" in str(info.value)
+
+
+def test_zero_images(tmp_path: Path) -> None:
+    folder = tmp_path / "mnist"
+    make_split(folder, n=3)
+    path = write(folder / "train-images-idx3-ubyte", idx_bytes(np.zeros((0, 28, 28))), compress=False)
+    write(folder / "train-labels-idx1-ubyte", idx_bytes(np.zeros(0)), compress=True)
+    (folder / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DataFormatError, match="no images") as info:
+        load_mnist(root=tmp_path, verify_md5=False)
+    assert str(path) in str(info.value)
+
+
+def test_sizes_whose_product_overflows_int64(tmp_path: Path) -> None:
+    """Four sizes of 2**16 multiply to 2**64, 0 in int64 arithmetic: an empty data part
+    must not pass as a match."""
+    path = tmp_path / "x-idx4-ubyte"
+    path.write_bytes(struct.pack(">I", 0x0804) + struct.pack(">4I", *[2**16] * 4))
+    with pytest.raises(DataFormatError, match="file has 0") as info:
+        read_idx(path)
+    assert str(path) in str(info.value)

@@ -8,6 +8,7 @@ the md5 of the uncompressed file against the values published with the data set.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from nrf.data.errors import DataFormatError
 from nrf.data.paths import find_file
 
 SUBDIR = "mnist"
+IMAGE_SIZE = (28, 28)
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 
@@ -69,7 +71,7 @@ def _parse_idx(path: Path, data: bytes, expected_magic: int | None) -> np.ndarra
     if len(data) < header:
         raise DataFormatError(path, f"truncated IDX header: need {header} bytes, file has {len(data)}")
     dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)  # Python ints: four sizes up to 2**32 - 1 do not overflow
     actual = len(data) - header
     if actual != expected:
         raise DataFormatError(
@@ -103,8 +105,10 @@ def load_mnist(
     (``train-images-idx3-ubyte.gz``) or raw (``train-images-idx3-ubyte``).
 
     Returns an :class:`ImageSet` with ``images`` uint8 ``(n, 28, 28)`` and ``labels``
-    uint8 ``(n,)``. With ``verify_md5`` (default) the uncompressed files must match the
-    published md5 values; switch it off for modified or subsampled files.
+    uint8 ``(n,)``; images of another size, an empty file, a label count that differs
+    from the image count or a label above 9 raise :class:`DataFormatError` naming the file.
+    With ``verify_md5`` (default) the uncompressed files must match the published md5
+    values; switch it off for modified or subsampled files.
     """
     check_choice("split", split, tuple(_PREFIX))
     prefix = _PREFIX[split]
@@ -112,6 +116,12 @@ def load_mnist(
     lab_path, labels = _load(f"{prefix}-labels-idx1-ubyte", root, verify_md5)
     if images.ndim != 3:
         raise DataFormatError(img_path, f"expected 3-D images (n, rows, cols), got shape {images.shape}")
+    if images.shape[1:] != IMAGE_SIZE:
+        raise DataFormatError(
+            img_path, f"MNIST images must be 28 x 28, got {images.shape[1]} x {images.shape[2]}"
+        )
+    if images.shape[0] == 0:
+        raise DataFormatError(img_path, "no images (the IDX file holds 0 items)")
     if labels.ndim != 1:
         raise DataFormatError(lab_path, f"expected 1-D labels, got shape {labels.shape}")
     if images.shape[0] != labels.shape[0]:
