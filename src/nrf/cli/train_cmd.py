@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("score", help="energies of the rows of a .npy or .csv file (higher = more anomalous)")
     p.add_argument("run_dir")
-    p.add_argument("--input", required=True, help=".npy array or .csv rows")
+    p.add_argument(
+        "--input",
+        required=True,
+        help=".npy array of shape (n, features...) of integers or floats, or .csv rows of numbers",
+    )
     p.add_argument("--out", help="write the energies to this .npy or .csv file (default: print them)")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.add_argument("--model", type=int, help="which model, for runs that trained several together")
@@ -116,29 +119,26 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def _read_rows(path: Path) -> np.ndarray:
+    """The rows to score from ``--input`` as float32 ``(n, features...)``.
+
+    A ``.npy`` array must have an integer or float dtype and at least 2 dimensions, rows
+    first: a 1-D array of n values is refused rather than guessed to be n rows of one
+    feature or one row of n features (save it as ``(n, 1)`` or ``(1, n)``). A ``.csv``
+    file gives one row per non-blank line, every line with the same number of numeric
+    fields. At least one row, and no NaN or inf. Anything else raises
+    ``ValueError("--input: <path>: ...")``.
+    """
+    from nrf.data.errors import DataFormatError
+    from nrf.data.tabular import read_rows
+
     if not path.is_file():
         raise FileNotFoundError(f"--input: file not found: {path}")
-    if path.suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
-    elif path.suffix == ".csv":
-        with open(path, newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
-        for i, row in enumerate(rows):
-            try:
-                [float(v) for v in row]
-            except ValueError:
-                raise ValueError(f"--input: {path}: row {i + 1} is not numeric: {row[:5]}") from None
-        arr = np.asarray([[float(v) for v in r] for r in rows])
-    else:
+    if path.suffix not in (".npy", ".csv"):
         raise ValueError(f"--input must be a .npy or .csv file, got {path.name}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"--input: {path}: expected numbers, got dtype {arr.dtype}")
-    bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"--input: {path}: {int(bad.sum())} row(s) hold NaN or inf (first: row {int(np.argmax(bad)) + 1})"
-        )
-    return arr.astype(np.float32)
+    try:
+        return read_rows(path, path.suffix[1:], min_ndim=2, finite=True)
+    except DataFormatError as exc:
+        raise ValueError(f"--input: {exc}") from None
 
 
 def run_score(args: argparse.Namespace) -> int:

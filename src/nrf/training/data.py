@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import numpy as np
 import torch
 
 from nrf.data import bimodal1d, gmm32, grid25, load_cifar10, load_digits, load_kddcup99, load_mnist, ring8
+from nrf.data.errors import DataFormatError
+from nrf.data.tabular import read_rows
 from nrf.training.config import ConfigError, DataSection
 
 SYNTHETIC = {"gmm32": gmm32, "ring8": ring8, "grid25": grid25, "bimodal1d": bimodal1d}
@@ -43,32 +44,21 @@ def _scale_images(images: np.ndarray, peak: float, scale: str) -> np.ndarray:
 
 
 def _read_file(kind: str, path: str | None) -> np.ndarray:
+    """The rows of ``data.path`` (a ``.npy`` or ``.csv`` file, by ``kind``) as float32.
+
+    A 1-D array is read as one value per row (the caller makes it ``(n, 1)``). Any
+    problem with the file raises :class:`ConfigError` naming ``data.path`` and the file;
+    NaN and inf are left to :func:`check_finite`.
+    """
     if path is None:
         raise ConfigError(f"data.path: required for data.name = {kind!r}")
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"data.path: file not found: {p}")
-    if kind == "npy":
-        arr = np.load(p, allow_pickle=False)
-    else:
-        with open(p, newline="") as f:
-            rows = list(csv.reader(f))
-        try:
-            arr = np.asarray([[float(v) for v in row] for row in rows if row], dtype=np.float64)
-        except ValueError as exc:
-            bad = next(i for i, row in enumerate(rows) if row and not _all_float(row))
-            raise ConfigError(f"data.path: {p}: row {bad + 1} is not numeric ({exc})") from None
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ConfigError(f"data.path: {p}: expected numbers, got dtype {arr.dtype}")
-    return arr.astype(np.float32)
-
-
-def _all_float(row: list[str]) -> bool:
     try:
-        [float(v) for v in row]
-    except ValueError:
-        return False
-    return True
+        return read_rows(p, kind, min_ndim=1, finite=False)
+    except DataFormatError as exc:
+        raise ConfigError(f"data.path: {exc}") from None
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
@@ -81,9 +71,16 @@ def check_finite(name: str, x: torch.Tensor) -> None:
 
 
 def load_training_data(section: DataSection, seed: int) -> TrainingData:
-    """Load, filter, scale and split the data described by ``section``."""
+    """Load, filter, scale and split the data described by ``section``.
+
+    ``data.limit`` (when set) keeps that many rows of the shuffled data and must be >= 1;
+    the split must leave at least one training row.
+    """
     if section.name not in NAMES:
         raise ConfigError(f"data.name: expected one of {list(NAMES)}, got {section.name!r}")
+    limit = section.limit
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"data.limit: expected >= 1 (or unset), got {limit!r}")
     gen = torch.Generator().manual_seed(seed)
     centres = std = None
     labels = None
@@ -126,6 +123,11 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
         x = x[: section.limit]
         labels = None if labels is None else labels[: section.limit]
     n_val = round(section.validation_fraction * x.shape[0])
+    if n_val >= x.shape[0]:
+        raise ConfigError(
+            f"data.validation_fraction = {section.validation_fraction} leaves no training rows "
+            f"out of {x.shape[0]}"
+        )
     validation = x[:n_val] if n_val else None
     return TrainingData(
         train=x[n_val:].contiguous(), validation=validation, kind=kind, centres=centres, std=std,
