@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -46,6 +46,14 @@ class DivergenceError(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """Training diverged and no callback could recover (or recovery was used up)."""
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --- optimizers and learning-rate schedules -------------------------------------------------
@@ -337,6 +345,9 @@ class Callback:
     def on_end(self, loop: Loop) -> None:
         """After the last iteration."""
 
+    def on_exit(self, loop: Loop) -> None:
+        """When :meth:`Loop.run` returns or raises: release what :meth:`on_start` took."""
+
 
 class EpochHistory(Callback):
     """Per-epoch means of the objective's metrics (``epochs``: one dict per epoch)."""
@@ -493,8 +504,20 @@ class Loop:
     def initialize(self, rows: torch.Tensor) -> None:
         """Data-dependent initialization of the networks on the data rows ``rows`` (every
         member on the same rows); restarts the parameter average from the result."""
+        if rows.numel() == 0:
+            raise ValueError(
+                "the data-dependent initialization needs at least one row (model.init_batch >= 1)"
+            )
         x = self.data.x[rows.to(self.data.x.device)].to(self.device)
         self.objective.initialize(tile(x, self.members))
+        bad = [name for name, p in self.objective.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise ValueError(
+                f"the data-dependent initialization on {rows.numel()} row(s) left non-finite values in "
+                f"{bad[0]}"
+                + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+                + " (too few rows, or constant or non-finite data?)"
+            )
         if self.average is not None:
             self.average = ParameterAverage(self.objective.energy, self.average.decay)
 
@@ -521,7 +544,14 @@ class Loop:
 
     def restore(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
         model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-        self.objective.load_state_dict(model)
+        try:
+            self.objective.load_state_dict(model)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise ValueError(
+                "the checkpoint's networks do not match the ones the config builds (was a model.* "
+                f"setting such as model.n_models or a network size changed?): {detail}"
+            ) from None
         self.objective.to(self.device)
         for g, opt in self.optimizers.items():
             ckpt.optimizer_from_flat(f"optim/{g}", opt, dict(tensors), meta["optim"][g])
@@ -576,6 +606,59 @@ class Loop:
         mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.restore_sampler_state(mine, meta["ranks"][self.dist.rank])
 
+    def checkpoint_problem(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str | None:
+        """Why ``(tensors, meta)`` cannot be what :meth:`checkpoint` wrote (a key missing, a
+        value of the wrong type), or None. Callers skip such a checkpoint as damaged; a
+        checkpoint of other networks or another process count is not damaged and fails in
+        :meth:`restore_checkpoint` with its own error."""
+
+        def bad(key: str, expected: str, value: Any) -> str:
+            return f"state.json {key}: expected {expected}, got {str(value)[:60]!r}"
+
+        step, lr_scale = meta.get("step"), meta.get("lr_scale")
+        if not _is_int(step) or step < 0:
+            return bad("step", "an integer >= 0", step)
+        if not _is_number(lr_scale) or not math.isfinite(lr_scale) or lr_scale <= 0:
+            return bad("lr_scale", "a finite number > 0", lr_scale)
+        optim = meta.get("optim")
+        if not isinstance(optim, Mapping) or set(optim) != set(self.optimizers):
+            keys = sorted(optim) if isinstance(optim, Mapping) else optim
+            return bad("optim", f"one entry per parameter group {sorted(self.optimizers)}", keys)
+        for g, opt in self.optimizers.items():
+            entry = optim[g]
+            groups = entry.get("param_groups") if isinstance(entry, Mapping) else None
+            if (
+                not isinstance(groups, list)
+                or len(groups) != len(opt.param_groups)
+                or not all(isinstance(pg, Mapping) and _is_number(pg.get("lr")) for pg in groups)
+                or not isinstance(entry.get("scalars", {}), Mapping)
+            ):
+                return bad(f"optim.{g}", f"{len(opt.param_groups)} parameter group(s) with an lr", entry)
+        data = meta.get("data")
+        if not isinstance(data, Mapping) or not _is_int(data.get("pos")) or not _is_int(data.get("epoch")):
+            return bad("data", "the data order's pos and epoch", data)
+        world = meta.get("world_size", 1)
+        if not _is_int(world) or world < 1:
+            return bad("world_size", "an integer >= 1", world)
+        ranks = meta.get("ranks")
+        if (
+            not isinstance(ranks, list)
+            or len(ranks) != world
+            or not all(isinstance(r, Mapping) for r in ranks)
+        ):
+            return bad("ranks", f"one entry per process ({world})", ranks)
+        needed = ["data/rng", *(f"rank{r}/rng/sampler" for r in range(world))]
+        if "ema" in meta:
+            ema = meta["ema"]
+            if not isinstance(ema, Mapping) or not _is_int(ema.get("updates")):
+                return bad("ema", "the parameter average's update count", ema)
+            if self.average is not None:
+                needed += [f"ema/{i}" for i in range(len(self.average.average))]
+        missing = [k for k in needed if k not in tensors]
+        if missing:
+            return f"{ckpt.TENSORS}: tensor {missing[0]!r} missing"
+        return None
+
     @contextmanager
     def averaged(self) -> Iterator[None]:
         """The parameter average in the energy inside the block (a no-op without EMA)."""
@@ -601,12 +684,27 @@ class Loop:
         desc: str = "fit",
         describe: Callable[[int], str] | None = None,
     ) -> None:
-        """Iterate until ``loop.step == until`` (default: ``steps``)."""
+        """Iterate until ``loop.step == until`` (default: ``steps``); every callback's
+        :meth:`Callback.on_exit` runs at the end, also when a callback or a step raises."""
+        end = self.steps if until is None else until
+        try:
+            for cb in callbacks:
+                cb.on_start(self)
+            self._run(callbacks, end, progress, desc, describe)
+        finally:
+            for cb in callbacks:
+                cb.on_exit(self)
+
+    def _run(
+        self,
+        callbacks: Sequence[Callback],
+        end: int,
+        progress: bool,
+        desc: str,
+        describe: Callable[[int], str] | None,
+    ) -> None:
         from tqdm.auto import tqdm
 
-        end = self.steps if until is None else until
-        for cb in callbacks:
-            cb.on_start(self)
         self.objective.train()
         bar = tqdm(
             total=end, initial=self.step, disable=not progress, desc=desc, dynamic_ncols=True, leave=False

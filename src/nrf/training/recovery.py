@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,23 +16,75 @@ import torch
 
 from nrf.training import checkpoint as ckpt
 from nrf.training.config import DivergenceSection
+from nrf.training.lock import FolderLock
 from nrf.training.loop import Callback, DivergenceError, EpochHistory, Loop, TrainingDiverged
 
 
 class RunCheckpoints:
-    """The step checkpoints of a run folder: writes ``checkpoints/step-N`` (atomically, the
-    newest ``keep_last`` kept) and finds the newest valid one to resume or roll back to."""
+    """The step checkpoints of a folder: writes ``step-N`` (atomically; the newest
+    ``keep_last`` kept, plus the one a rollback may still need) and finds the newest valid
+    one to resume or roll back to.
 
-    def __init__(self, folder: Path, keep_last: int) -> None:
-        self.folder, self.keep_last = folder, keep_last
+    ``problem(tensors, state)`` (e.g. :meth:`Loop.checkpoint_problem`) says why a
+    checkpoint's JSON is structurally not one of the loop's; such a checkpoint is skipped
+    like one whose hashes do not match, with a warning naming it.
+    """
 
-    def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], step: int) -> Path:
+    def __init__(
+        self,
+        folder: Path,
+        keep_last: int,
+        problem: Callable[[dict[str, torch.Tensor], dict[str, Any]], str | None] | None = None,
+    ) -> None:
+        self.folder, self.keep_last, self.problem = folder, keep_last, problem
+
+    def save(
+        self,
+        tensors: dict[str, torch.Tensor],
+        meta: dict[str, Any],
+        step: int,
+        keep_before: int | None = None,
+    ) -> Path:
+        """Write the checkpoint of ``step``; pruning spares the newest one older than
+        ``keep_before`` (a step whose parameters passed every check)."""
         path = ckpt.save_checkpoint(ckpt.step_dir(self.folder, step), tensors, meta)
-        ckpt.prune(self.folder, self.keep_last)
+        keep = None
+        if keep_before is not None:
+            older = [f for f in ckpt.list_checkpoints(self.folder) if ckpt.step_of(f) < keep_before]
+            keep = older[-1] if older else None
+        ckpt.prune(self.folder, self.keep_last, keep=keep)
         return path
 
-    def latest(self) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
-        return ckpt.latest_valid(self.folder)
+    def _accept(self, finite: bool) -> Callable[[Path, dict[str, torch.Tensor], dict[str, Any]], str | None]:
+        def accept(folder: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> str | None:
+            problem = None if self.problem is None else self.problem(tensors, state)
+            if problem is None and finite and not ckpt.parameters_finite(tensors):
+                problem = "its parameters hold NaN or inf"
+            return problem
+
+        return accept
+
+    def latest(self, warn: bool = True) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest checkpoint that loads and passes the structural check."""
+        return ckpt.latest_valid(self.folder, self._accept(False), warn=warn)
+
+    def latest_good(
+        self, before: int, warn: bool = True
+    ) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest valid checkpoint of a step before ``before`` whose parameters are finite:
+        one a rollback can return to (quietly skipping the newer ones of the failed steps)."""
+        return ckpt.latest_valid(self.folder, self._accept(True), warn=warn, before=before)
+
+    def discard_after(self, step: int) -> list[Path]:
+        """Delete the step checkpoints newer than ``step`` (those of an abandoned trajectory)."""
+        gone = [f for f in ckpt.list_checkpoints(self.folder) if ckpt.step_of(f) > step]
+        for folder in gone:
+            shutil.rmtree(folder, ignore_errors=True)
+        return gone
+
+    def clean(self) -> list[str]:
+        """Remove the temporaries of killed checkpoint writes (see :func:`ckpt.clean_temporaries`)."""
+        return ckpt.clean_temporaries(self.folder)
 
 
 class DivergenceGuard(Callback):
@@ -40,9 +93,16 @@ class DivergenceGuard(Callback):
     A step diverges when an ``energy_*`` metric exceeds ``max_abs_energy`` in magnitude, or
     when the samples' mean energy exceeds the data's by more than ``max_energy_gap`` for
     ``patience`` consecutive steps. A divergence (these or the loop's non-finite checks)
-    restores the newest valid checkpoint through ``restore`` with every learning rate
+    restores the newest *good* checkpoint through ``restore`` with every learning rate
     multiplied by ``lr_factor``, at most ``max_rollbacks`` times; then, or when
     ``enabled`` is false, training stops with :class:`TrainingDiverged`.
+
+    The metrics of step ``t`` are computed with the parameters that the checkpoint of step
+    ``t`` holds, so that checkpoint (written after the update that broke them) is not good.
+    A checkpoint of step ``s`` is good when ``s`` is before the failed step, before the
+    first step of a run of energy-gap strikes that ended in the divergence, and its
+    parameters are finite. The checkpoints after the one restored belong to the abandoned
+    trajectory and are deleted, so that a later resume cannot pick them up.
     """
 
     def __init__(
@@ -52,17 +112,19 @@ class DivergenceGuard(Callback):
         restore: Callable[[dict[str, torch.Tensor], dict[str, Any]], None],
         log: Callable[[dict[str, Any]], None] = lambda record: None,
         main: bool = True,
+        echo: bool = True,
     ) -> None:
-        self.cfg, self.checkpoints, self.restore, self.log, self.main = (
-            section,
-            checkpoints,
-            restore,
-            log,
-            main,
-        )
+        self.cfg, self.checkpoints, self.restore, self.log = section, checkpoints, restore, log
+        self.main = main  # the process that reports (warnings) and deletes abandoned checkpoints
+        self.echo = echo  # print each rollback (besides logging it)
         self.rollbacks = 0
         self.gap_strikes = 0
+        self._gap_failed = False
         self.on_stop: Callable[[], None] = lambda: None
+
+    def good_before(self, step: int) -> int:
+        """Checkpoints of steps before this one passed every check made so far."""
+        return step - self.gap_strikes
 
     def check(self, loop: Loop, metrics: dict[str, float]) -> None:
         div = self.cfg
@@ -74,6 +136,7 @@ class DivergenceGuard(Callback):
             gap = energies["energy_samples"] - energies["energy_data"]
             self.gap_strikes = self.gap_strikes + 1 if gap > div.max_energy_gap else 0
             if self.gap_strikes >= div.patience:
+                self._gap_failed = True
                 raise DivergenceError(
                     f"runaway energies: samples {gap:.3g} above data for {self.gap_strikes} steps "
                     f"(bound {div.max_energy_gap:.3g})"
@@ -82,6 +145,8 @@ class DivergenceGuard(Callback):
     def on_divergence(self, loop: Loop, reason: str) -> bool:
         div = self.cfg
         failed_step, rollbacks, lr_scale = loop.step, self.rollbacks + 1, loop.lr_scale * div.lr_factor
+        # a gap divergence at t counted strikes at t - strikes + 1 .. t; another failure is at t
+        before = failed_step - self.gap_strikes + 1 if self._gap_failed else failed_step
         if not div.enabled or rollbacks > div.max_rollbacks:
             self.log({"phase": "event", "step": failed_step, "event": "diverged", "message": reason})
             self.on_stop()
@@ -89,14 +154,19 @@ class DivergenceGuard(Callback):
                 f"training diverged at step {failed_step}: {reason} "
                 f"(after {self.rollbacks} rollback(s); divergence.max_rollbacks = {div.max_rollbacks})"
             )
-        found = None if self.checkpoints is None else self.checkpoints.latest()
+        found = None if self.checkpoints is None else self.checkpoints.latest_good(before, warn=self.main)
         if found is None:
+            self.log({"phase": "event", "step": failed_step, "event": "diverged", "message": reason})
+            self.on_stop()
             raise TrainingDiverged(
-                f"training diverged at step {failed_step} ({reason}) and no checkpoint is left"
+                f"training diverged at step {failed_step} ({reason}) and no good checkpoint is left "
+                f"(none of a step before {before} with finite parameters)"
             )
         folder, tensors, meta = found
         self.restore(tensors, meta)
-        self.rollbacks, self.gap_strikes = rollbacks, 0
+        if self.main and self.checkpoints is not None:
+            self.checkpoints.discard_after(loop.step)
+        self.rollbacks, self.gap_strikes, self._gap_failed = rollbacks, 0, False
         loop.lr_scale = lr_scale
         loop.apply_lr()
         message = (
@@ -104,7 +174,7 @@ class DivergenceGuard(Callback):
             f"(rollback {rollbacks} of at most {div.max_rollbacks})"
         )
         self.log({"phase": "event", "step": failed_step, "event": "rollback", "message": message})
-        if self.main:
+        if self.main and self.echo:
             print(f"nrf: {message}")
         return True
 
@@ -124,6 +194,7 @@ class FitCheckpoints(Callback):
     fingerprint: dict[str, Any]
     names: dict[str, str] = field(default_factory=dict)
     resumed_from: str | None = field(default=None)
+    _lock: FolderLock | None = field(default=None, repr=False)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = self.loop.checkpoint()
@@ -140,6 +211,8 @@ class FitCheckpoints(Callback):
         self.store.save(tensors, meta, self.loop.step)
 
     def on_start(self, loop: Loop) -> None:
+        self._lock = FolderLock(self.store.folder, "checkpoint_dir").acquire()
+        self.store.clean()
         found = self.store.latest()
         if found is None:
             self.save()
@@ -163,6 +236,11 @@ class FitCheckpoints(Callback):
     def on_end(self, loop: Loop) -> None:
         self.save()
 
+    def on_exit(self, loop: Loop) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
 
 def fit_recovery(
     folder: Path,
@@ -179,7 +257,7 @@ def fit_recovery(
     divergences (non-finite values; no energy bound) with a ``UserWarning`` each time."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"checkpoint_dir must be a folder, got the file {folder}")
-    store = RunCheckpoints(folder, keep_last=3)
+    store = RunCheckpoints(folder, keep_last=3, problem=loop.checkpoint_problem)
     checkpoints = FitCheckpoints(store, every, loop, history, fingerprint, names or {})
 
     def warn(record: dict[str, Any]) -> None:
@@ -187,5 +265,5 @@ def fit_recovery(
             warnings.warn(f"{warn_as}: {record['message']}", UserWarning, stacklevel=2)
 
     section = DivergenceSection(max_rollbacks=max_rollbacks, max_abs_energy=math.inf)
-    guard = DivergenceGuard(section, checkpoints.store, checkpoints.restore, warn, main=False)
+    guard = DivergenceGuard(section, checkpoints.store, checkpoints.restore, warn, echo=False)
     return [checkpoints, guard]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -53,13 +55,9 @@ def _prepare(cfg: Config, run_dir: Path) -> Trainer:
 
 
 def train(cfg: Config) -> tuple[Path, dict[str, float]]:
-    """Start a new run in ``run.out_dir / run.name``; refuses to overwrite an existing run."""
+    """Start a new run in ``run.out_dir / run.name``; refuses a folder that holds a run
+    (or one that another process is using)."""
     run_dir = run_dir_of(cfg)
-    if ckpt.list_checkpoints(RunDir(run_dir).checkpoints):
-        raise FileExistsError(
-            f"{run_dir} already holds a run; continue it with `nrf resume {run_dir}` "
-            "or choose another name (--set run.name=...)"
-        )
     trainer = _prepare(cfg, run_dir)
     return run_dir, trainer.fit()
 
@@ -75,6 +73,24 @@ def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) 
     return trainer.fit(resume=True)
 
 
+def _model_problem(tensors: dict[str, torch.Tensor], meta: dict[str, Any], n_ema: int) -> str | None:
+    """What a checkpoint lacks to give a model (:func:`load_run` needs the networks, the
+    first process's extra state and, with a parameter average, its ``n_ema`` tensors)."""
+    ranks = meta.get("ranks")
+    if not isinstance(ranks, list) or not ranks or not isinstance(ranks[0], dict):
+        return f"state.json ranks: expected one entry per process, got {str(ranks)[:60]!r}"
+    if not any(k.startswith("model/") for k in tensors):
+        return "no model/ tensors"
+    if "ema" in meta:
+        ema = meta["ema"]
+        if not (isinstance(ema, dict) and isinstance(ema.get("updates"), int)):
+            return f"state.json ema: expected the parameter average's update count, got {str(ema)[:60]!r}"
+        missing = [i for i in range(n_ema) if f"ema/{i}" not in tensors]
+        if missing:
+            return f"tensor 'ema/{missing[0]}' missing"
+    return None
+
+
 def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str = "cpu") -> Objective:
     """The trained objective of a run: ``which`` = ``"best"`` (falls back to the latest) or ``"latest"``."""
     layout = RunDir(Path(run_dir))
@@ -83,14 +99,26 @@ def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str =
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
     cfg = load_config(layout.config, run_directory=True)
     objective = build_objective(cfg)
-    best = layout.best
-    if which == "best" and best.is_dir():
-        tensors, meta = ckpt.load_checkpoint(best)
-    else:
-        found = ckpt.latest_valid(layout.checkpoints)
-        if found is None:
-            raise FileNotFoundError(f"{layout.checkpoints}: no valid checkpoint")
-        _, tensors, meta = found
+    n_ema = len(list(objective.energy.parameters()))
+
+    def problem(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> str | None:
+        return _model_problem(tensors, meta, n_ema)
+
+    found = None
+    if which == "best" and layout.best.is_dir():
+        try:
+            tensors, meta = ckpt.load_checkpoint(layout.best)
+            reason = problem(layout.best, tensors, meta)
+            if reason is not None:
+                raise ckpt.CheckpointError(reason)
+            found = (layout.best, tensors, meta)
+        except ckpt.CheckpointError as exc:
+            warnings.warn(f"skipping {layout.best}: {exc}; using the latest", UserWarning, stacklevel=2)
+    if found is None:
+        found = ckpt.latest_valid(layout.checkpoints, problem)
+    if found is None:
+        raise FileNotFoundError(f"{layout.checkpoints}: no valid checkpoint")
+    _, tensors, meta = found
     try:
         objective.load_state_dict(
             {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}

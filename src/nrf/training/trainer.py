@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from nrf.training.config import Config, dumps
 from nrf.training.data import TrainingData
 from nrf.training.distributed import SINGLE, DistInfo, any_rank, broadcast_module
 from nrf.training.evaluation import Evaluator, build_evaluators, default_evaluators
+from nrf.training.lock import FolderLock
 from nrf.training.loop import Callback, DivergenceError, Loop, Streams, TrainingDiverged
 from nrf.training.recovery import DivergenceGuard, RunCheckpoints
 from nrf.training.rundir import RunDir
@@ -74,10 +75,12 @@ class Trainer(Callback):
         )  # fmt: skip
         self.layout = RunDir(self.run_dir)
         self.ckpt_dir = self.layout.checkpoints
-        self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg.train.keep_last)
+        self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg.train.keep_last, self.loop.checkpoint_problem)
+        self.lock = FolderLock(self.run_dir, "run folder")
         self.guard = DivergenceGuard(cfg.divergence, self.checkpoints, self._restore, self._log, dist.is_main)
         self.guard.on_stop = lambda: self._write_summary("diverged")
         self.best: float | None = None
+        self.final: dict[str, float] | None = None
         self.started = time.time()
         self.elapsed_before = 0.0
         self._tb: Any = None
@@ -96,10 +99,14 @@ class Trainer(Callback):
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = self.loop.checkpoint()
+        log = self.layout.metrics
         meta.update(
             epoch=self.loop.order.epoch, rollbacks=self.guard.rollbacks, gap_strikes=self.guard.gap_strikes,
             best=self.best, elapsed=self.elapsed_before + time.time() - self.started,
+            log_bytes=log.stat().st_size if log.exists() else 0,  # the log up to this state
         )  # fmt: skip
+        if self.final is not None:
+            meta["final"] = self.final  # the final evaluation is done: a resume does not repeat it
         return tensors, meta
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -119,7 +126,8 @@ class Trainer(Callback):
         if not self.dist.is_main:
             return None
         if folder is None:
-            path = self.checkpoints.save(tensors, meta, self.step)
+            keep = self.guard.good_before(self.step)
+            path = self.checkpoints.save(tensors, meta, self.step, keep_before=keep)
         else:
             path = ckpt.save_checkpoint(folder, tensors, meta)
         self._write_summary("running")
@@ -220,14 +228,62 @@ class Trainer(Callback):
 
     # --- the run -------------------------------------------------------------------------
 
-    def _start(self, resume: bool) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+    def _on_main(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the main process; every process raises if it failed there."""
+        error: Exception | None = None
+        if self.dist.is_main:
+            try:
+                action()
+            except (OSError, ValueError) as exc:
+                error = exc
+        if any_rank(error is not None, self.dist):
+            raise error or RuntimeError(f"{self.run_dir}: the main process refused the run (see its error)")
+
+    def _claim(self, resume: bool) -> None:
+        """Lock the run folder, clean what killed writes left, and check what it holds."""
+        self.lock.acquire()
+        layout = self.layout
+        self.checkpoints.clean()
+        layout.summary.with_name(layout.summary.name + ".tmp").unlink(missing_ok=True)
         if resume:
-            found = self.checkpoints.latest()
+            return
+        held = [p.name for p in ckpt.list_checkpoints(layout.checkpoints)[-1:]]
+        held += ["checkpoints/best"] if layout.best.exists() else []
+        if held:
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run ({', '.join(held)}); continue it with "
+                f"`nrf resume {self.run_dir}` or choose another name (--set run.name=...)"
+            )
+        if layout.metrics.exists():  # a run that left no checkpoint: its log is kept, never cut
+            self._cut_log({})
+            message = "started again: the run folder held no checkpoint to resume from"
+            self._log({"phase": "event", "step": 0, "event": "restart", "message": message})
+
+    def _cut_log(self, meta: dict[str, Any]) -> None:
+        """Cut ``metrics.jsonl`` back to what it held when the checkpoint was written: the
+        lines of the steps after it are written again by the resumed run."""
+        log = self.layout.metrics
+        if not log.exists():
+            return
+        size = log.stat().st_size
+        kept = meta.get("log_bytes")
+        if not (isinstance(kept, int) and 0 <= kept <= size):  # older checkpoints: a partial last line
+            with open(log, "rb") as f:
+                text = f.read()
+            kept = text.rfind(b"\n") + 1 if text and not text.endswith(b"\n") else size
+        if kept < size:
+            os.truncate(log, kept)
+
+    def _start(self, resume: bool) -> None:
+        self._on_main(lambda: self._claim(resume))
+        if resume:
+            found = self.checkpoints.latest(warn=self.dist.is_main)
             if found is None:
                 raise FileNotFoundError(f"{self.ckpt_dir}: no valid checkpoint to resume from")
             self._restore(found[1], found[2])
+            self.final = found[2].get("final") if self.step >= self.cfg.train.steps else None
             if self.dist.is_main:  # overrides given to `nrf resume` become part of the run's config
+                self._cut_log(found[2])
                 self.layout.config.write_text(dumps(self.cfg))
             self._log(
                 {
@@ -241,9 +297,6 @@ class Trainer(Callback):
         if self.dist.is_main:
             self.layout.config.write_text(dumps(self.cfg))
             self.layout.plots.mkdir(exist_ok=True)
-            metrics_file = self.layout.metrics
-            if metrics_file.exists():
-                metrics_file.unlink()
         self.loop.initialize(self.streams.init_rows(self.data.train.shape[0], self.cfg.model.init_batch))
         broadcast_module(self.objective, self.dist)
         self.save()
@@ -252,22 +305,29 @@ class Trainer(Callback):
         """Train to ``train.steps``; returns the final evaluation metrics."""
         from tqdm.auto import tqdm
 
-        self._start(resume)
-        self._open_tensorboard()
-        cfg = self.cfg.train
-        self._bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
-                         desc=self.cfg.run.name, dynamic_ncols=True)  # fmt: skip
         try:
-            self.loop.run([self])
+            self._start(resume)
+            self._open_tensorboard()
+            cfg = self.cfg.train
+            self._bar = tqdm(total=cfg.steps, initial=self.step,
+                             disable=not (cfg.progress and self.dist.is_main), desc=self.cfg.run.name,
+                             dynamic_ncols=True)  # fmt: skip
+            try:
+                self.loop.run([self])
+            finally:
+                self._bar.close()
+                self._bar = None
+            if self.final is None:  # a run resumed after its final evaluation does not repeat it
+                self.final = self.evaluate()
+                self.save()
+            final = self.final
+            self._write_summary("completed", final)
+            self.loop.finish()  # the model kept: the parameter average when train.ema is set
         finally:
-            self._bar.close()
-            self._bar = None
-        final = self.evaluate()
-        self.save()
-        self._write_summary("completed", final)
-        self.loop.finish()  # the model kept: the parameter average when train.ema is set
-        if self._tb is not None:
-            self._tb.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
+            self.lock.release()
         return final
 
 

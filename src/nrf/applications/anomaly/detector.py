@@ -47,7 +47,37 @@ from nrf.training.recovery import fit_recovery
 from nrf.training.run import resolve_device
 
 FORMAT = "nrf-detector/1"
+
+
 # entries of a fit's checkpoint fingerprint, in the words of the detector's arguments
+def _saved_problem(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> str | None:
+    """What is structurally wrong with a detector save's content (None when nothing)."""
+    expected = {
+        "params": (dict, "a table of parameters"),
+        "custom_networks": (list, "a list of 'energy' / 'generator'"),
+        "input_shape": (list, "a list of positive integers"),
+        "history": (list, "a list of per-epoch metrics"),
+        "n_iter": (int, "an integer >= 0"),
+    }
+    for key, (kind, what) in expected.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"state.json {key}: expected {what}, got {str(value)[:60]!r}"
+    if not set(state["custom_networks"]) <= {"energy", "generator"}:
+        return (
+            f"state.json custom_networks: expected 'energy' / 'generator', got {state['custom_networks']!r}"
+        )
+    shape = state["input_shape"]
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        return f"state.json input_shape: expected a list of positive integers, got {shape!r}"
+    scores = tensors.get("decision_scores")
+    if scores is None or scores.dim() != 1 or not scores.is_floating_point():
+        return "tensor 'decision_scores': expected a 1-d floating-point tensor"
+    if not any(k.startswith("model/") for k in tensors):
+        return "no model/ tensors"
+    return None
+
+
 _FINGERPRINT_NAMES = {"settings": "settings", "seed": "random_state", "n_estimators": "n_estimators",
                       "networks": "networks", "data": "rows of X", "shape": "shape of X"}  # fmt: skip
 
@@ -408,9 +438,29 @@ class NRFDetector(BaseEstimator):
 
     # --- persistence -----------------------------------------------------------------
 
-    def save(self, path: Any) -> None:
-        """Write the fitted detector as a folder (safetensors + JSON; written atomically)."""
+    def save(self, path: Any, *, overwrite: bool = False) -> None:
+        """Write the fitted detector as the folder ``path`` (safetensors + JSON, both hashed;
+        written atomically).
+
+        ``path`` must be new or an empty folder; an earlier detector save there is replaced
+        only with ``overwrite=True``. Anything else (a file, a folder holding other files)
+        is refused with :class:`FileExistsError`: saving never removes what it did not write.
+        """
         check_is_fitted(self, "decision_scores_")
+        target = Path(os.fspath(path))
+        if ckpt.is_checkpoint(target):
+            try:
+                saved = ckpt.load_checkpoint(target)[1].get("detector")
+            except ckpt.CheckpointError:
+                saved = None
+            if saved is None:
+                raise FileExistsError(
+                    f"{target}: holds an nrf checkpoint that is not a detector save; not replacing it"
+                )
+            if not overwrite:
+                raise FileExistsError(
+                    f"{target}: holds a saved detector already; pass overwrite=True to replace it"
+                )
         params = {k: plain(v) for k, v in self.get_params().items()}
         custom = [name for name in ("energy", "generator") if params[name] is not None]
         for name in custom:
@@ -432,7 +482,7 @@ class NRFDetector(BaseEstimator):
             "n_iter": self.n_iter_,
         }
         json.dumps(state)  # fail before writing anything if a parameter is not JSON-able
-        ckpt.save_checkpoint(path, tensors, state)
+        ckpt.save_checkpoint(target, tensors, state)
 
     @classmethod
     def load(
@@ -449,6 +499,9 @@ class NRFDetector(BaseEstimator):
         tensors, state = ckpt.load_checkpoint(path)
         if state.get("detector") != FORMAT:
             raise ValueError(f"{path}: not a saved NRFDetector (detector format {state.get('detector')!r})")
+        problem = _saved_problem(tensors, state)
+        if problem is not None:
+            raise ckpt.CheckpointError(f"{path}: {problem}; not a detector this version wrote")
         params = dict(state["params"])
         for key in ("betas", "clamp"):
             if isinstance(params.get(key), list):
@@ -460,13 +513,26 @@ class NRFDetector(BaseEstimator):
             params[name] = given[name]
         if device is not None:
             params["device"] = device
+        known = set(cls._get_param_names())
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"{path}: saved parameter {unknown[0]!r} is not one of NRFDetector's")
         det = cls(**params)
-        s = det._settings()
+        try:
+            s = det._settings()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: the saved parameters are not valid: {exc}") from None
         det.input_shape_ = tuple(state["input_shape"])
         det.n_features_in_ = math.prod(det.input_shape_)
         objective = det._build(s, det.n_features_in_)
         model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-        objective.load_state_dict(model)
+        try:
+            objective.load_state_dict(model)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise ValueError(
+                f"{path}: the saved tensors do not fit the networks its parameters build: {detail}"
+            ) from None
         objective.to(det._device())
         objective.eval()
         det.objective_ = objective
