@@ -101,7 +101,7 @@ def test_download_from_an_empty_mirror(
 
 @pytest.mark.parametrize(
     "argv",
-    [["data", "download", "nosuch"], ["data", "download"], ["data"], ["data", "list", "--bogus"]],
+    [["data", "download"], ["data"], ["data", "list", "--bogus"]],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -110,9 +110,20 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     assert "usage:" in capsys.readouterr().err
 
 
-def test_unknown_dataset_message(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("name", ["nosuch", "foo", "MNIST", ""])
+def test_unknown_dataset_is_a_one_line_error(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["data", "download", name, "--root", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"nrf data: error: unknown data set {name!r}; known: cifar10, kddcup99, mnist"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_help_lists_the_data_sets(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["data", "download", "nosuch"])
-    err = capsys.readouterr().err
-    assert "nosuch" in err
-    assert "mnist" in err
+        main(["data", "download", "--help"])
+    assert "cifar10, kddcup99, mnist" in capsys.readouterr().out

@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     p_list.set_defaults(handler=run_list)
 
     p_dl = dsub.add_parser("download", help="fetch a data set, verify its checksum, write it atomically")
-    p_dl.add_argument("name", choices=sorted(DATASETS), help="data set to fetch")
+    p_dl.add_argument("name", metavar="NAME", help=f"data set to fetch: {', '.join(sorted(DATASETS))}")
     p_dl.add_argument("--root", help="where to write (default: $NRF_DATA_DIR, else ~/.cache/nrf)")
     p_dl.add_argument("--mirror", help="base URL that replaces the canonical one (file names kept)")
     p_dl.add_argument("--force", action="store_true", help="download even if a verified copy exists")
@@ -41,6 +41,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    """Download data set ``args.name``; an unknown name is a ``ValueError`` (exit code 1)."""
+    if args.name not in DATASETS:
+        raise ValueError(f"unknown data set {args.name!r}; known: {', '.join(sorted(DATASETS))}")
     folder = download(args.name, args.root, mirror=args.mirror, force=args.force, progress=not args.quiet)
     print(f"{args.name}: verified files in {folder}")
     return 0
