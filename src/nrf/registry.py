@@ -9,6 +9,10 @@ argument against the constructor's signature and annotations:
   ones it does take;
 * a value of the wrong type is refused naming the dotted key, the expected type and the
   value found; TOML lists become tuples where the constructor wants a tuple;
+* an int must fit in 64 bits (TOML's integers); a number where the annotation wants a
+  float must be finite: NaN is always refused, and
+  ``inf`` / ``-inf`` only pass where the default itself is infinite (``math.inf`` meaning
+  "no bound") or a dataclass field says so with ``metadata={"allow_inf": True}``;
 * constructor errors (``ValueError`` / ``TypeError`` from argument checks) come back as
   :class:`ConfigError` naming the key.
 
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -52,28 +58,50 @@ def type_name(tp: Any) -> str:
 _PLAIN = (int, float, str, bool, type(None), list, tuple, dict)
 
 
-def _checkable(tp: Any) -> bool:
+def checkable(tp: Any) -> bool:
     """Whether :func:`convert` can check values of annotation ``tp`` (plain data only)."""
     if tp is Any:
         return True
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType, list, tuple, dict):
-        return all(_checkable(a) for a in typing.get_args(tp) if a is not Ellipsis)
+        return all(checkable(a) for a in typing.get_args(tp) if a is not Ellipsis)
     if origin is typing.Literal:
         return True
     return tp in _PLAIN or dataclasses.is_dataclass(tp)
 
 
-def convert(value: Any, tp: Any, key: str) -> Any:
+def _takes_float(tp: Any) -> bool:
+    """Whether the annotation ``tp`` is ``float`` or a union with a ``float`` option."""
+    if tp is float:
+        return True
+    union = typing.get_origin(tp) in (Union, types.UnionType)
+    return union and any(_takes_float(a) for a in typing.get_args(tp))
+
+
+def infinite_default(default: Any) -> bool:
+    """Whether a parameter's default is an infinite float (``math.inf``: "no bound"), the
+    sign that ``inf`` is a meaningful value for it."""
+    return isinstance(default, float) and math.isinf(default)
+
+
+def convert(value: Any, tp: Any, key: str, *, allow_inf: bool = False) -> Any:
     """Check ``value`` against the annotation ``tp`` and return it (ints promoted to floats,
-    lists to tuples where ``tp`` is a tuple); a :class:`ConfigError` naming ``key`` otherwise."""
+    lists to tuples where ``tp`` is a tuple); a :class:`ConfigError` naming ``key`` otherwise.
+
+    A float given where ``tp`` wants a float must be finite: NaN is always refused, ``inf``
+    and ``-inf`` unless ``allow_inf`` (it applies to the items of lists, tuples and tables
+    of ``tp`` too)."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
+    non_finite = isinstance(value, float) and not math.isfinite(value) and _takes_float(tp)
+    if non_finite and (math.isnan(value) or not allow_inf):
+        expected = "a number or inf" if allow_inf else "a finite number"
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
     if origin in (Union, types.UnionType):
         for option in typing.get_args(tp):
             try:
-                return convert(value, option, key)
+                return convert(value, option, key, allow_inf=allow_inf)
             except ConfigError:
                 continue
         raise ConfigError(f"{key}: expected {type_name(tp)}, got {value!r}")
@@ -91,26 +119,29 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected {type_name(tp)}, got {value!r}")
         (item,) = typing.get_args(tp)
-        return [convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [convert(v, item, f"{key}[{i}]", allow_inf=allow_inf) for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected {type_name(tp)}, got {value!r}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+            return tuple(convert(v, args[0], f"{key}[{i}]", allow_inf=allow_inf) for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{key}: expected {len(args)} values ({type_name(tp)}), got {value!r}")
-        return tuple(convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        items = enumerate(zip(value, args, strict=True))
+        return tuple(convert(v, a, f"{key}[{i}]", allow_inf=allow_inf) for i, (v, a) in items)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {value!r}")
         _, item = typing.get_args(tp)
-        return {k: convert(v, item, f"{key}.{k}") for k, v in value.items()}
+        return {k: convert(v, item, f"{key}.{k}", allow_inf=allow_inf) for k, v in value.items()}
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:  # TOML integers are 64-bit; tomllib reads any size
+                raise ConfigError(f"{key}: expected an int of at most 64 bits, got {value!r}")
             return value
     elif (tp in (str, bool) and isinstance(value, tp)) or (
         tp in (list, dict, tuple) and isinstance(value, tp)
@@ -120,7 +151,8 @@ def convert(value: Any, tp: Any, key: str) -> Any:
 
 
 def from_dict(cls: type[Any], data: Any, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a (nested) dict, validating every key."""
+    """Build dataclass ``cls`` from a (nested) dict, validating every key (floats finite
+    unless the field's default is infinite or its metadata has ``allow_inf``)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a table, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -133,7 +165,8 @@ def from_dict(cls: type[Any], data: Any, prefix: str = "") -> Any:
     for f in dataclasses.fields(cls):
         if f.name in data:
             where = f"{prefix}.{f.name}" if prefix else f.name
-            kwargs[f.name] = convert(data[f.name], hints[f.name], where)
+            allow_inf = bool(f.metadata.get("allow_inf")) or infinite_default(f.default)
+            kwargs[f.name] = convert(data[f.name], hints[f.name], where, allow_inf=allow_inf)
     return cls(**kwargs)
 
 
@@ -275,8 +308,9 @@ class Registry(Generic[T]):
             where = f"{prefix}{arg}"
             if arg in entry.converters:
                 kwargs[arg] = entry.converters[arg](value, where)
-            elif arg in hints and _checkable(hints[arg]):
-                kwargs[arg] = convert(value, hints[arg], where)
+            elif arg in hints and checkable(hints[arg]):
+                allow_inf = infinite_default(params[arg].default)
+                kwargs[arg] = convert(value, hints[arg], where, allow_inf=allow_inf)
             else:
                 kwargs[arg] = value
         missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
@@ -315,13 +349,25 @@ class Registry(Generic[T]):
         except (TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            # nrf's argument checks start with the argument's name ("beta must be in (0, 1]")
-            words = str(exc).split(maxsplit=1)
-            arg = words[0] if words and words[0] in entry.parameters() else None
+            arg = _argument_named(str(exc), entry.parameters(), anywhere=isinstance(exc, ValueError))
             if arg is None and isinstance(exc, TypeError):
                 raise  # not an argument check: a bug, not a bad config
             where = f"{key}.{arg}" if key and arg else (key or self.kind)
             raise ConfigError(f"{where}: {exc}") from None
+
+
+def _argument_named(message: str, params: Mapping[str, Any], *, anywhere: bool) -> str | None:
+    """The argument an argument check's message is about: the parameter it starts with
+    (nrf's checks: ``"beta must be in (0, 1]"``, ``"revision='paper' needs ..."``), else,
+    with ``anywhere``, the one parameter named as a word in it (torch's
+    ``"Invalid weight_decay value: -1.0"``); None when no single parameter is named."""
+    first = re.match(r"[A-Za-z_]\w*", message)
+    if first and first.group() in params:
+        return first.group()
+    if not anywhere:
+        return None
+    named = [p for p in params if re.search(rf"(?<![\w.]){re.escape(p)}(?![\w(])", message)]
+    return named[0] if len(named) == 1 else None
 
 
 class Configurable:

@@ -4,6 +4,8 @@ through the registries (:data:`~nrf.samplers.SAMPLERS`, :data:`~nrf.objectives.O
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from torch import nn
 from nrf.energies import POTENTIALS, paper_potential
 from nrf.generators import GENERATORS, LatentGenerator, paper_generator
 from nrf.objectives import OBJECTIVES, Objective
-from nrf.registry import ConfigError
+from nrf.registry import ConfigError, checkable, convert
 from nrf.samplers import SAMPLERS, Sampler
 from nrf.training.config import Config
 
@@ -25,33 +27,69 @@ def register_objective(name: str, **options: Any) -> Callable[[Any], Any]:
     return OBJECTIVES.register(name, **options)
 
 
-def _call(key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a constructor; turn a bad keyword or value into a ConfigError naming ``key``."""
-    try:
-        return fn(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key}: {exc}") from None
-
-
 def build_sampler(spec: dict[str, Any]) -> Sampler:
     """The sampler of a ``[sampler]`` table (its ``steps`` belongs to the objective)."""
     return SAMPLERS.build({k: v for k, v in spec.items() if k != "steps"}, key="sampler")
 
 
+def _network(
+    key: str,
+    preset_key: str,
+    build: Callable[..., Any],
+    preset: str,
+    n_models: int | None,
+    args: dict[str, Any],
+) -> Any:
+    """The preset network ``preset`` with constructor overrides ``args`` (the table ``key``);
+    a bad override is refused as a :class:`ConfigError` naming ``key.ARG``."""
+    for reserved, owner in (("name", preset_key), ("n_models", "model.n_models")):
+        if reserved in args:
+            raise ConfigError(f"{key}.{reserved}: not a network argument (it is set by {owner})")
+    try:
+        return build(preset, n_models, **args)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+    # find the override at fault against the network's constructor (the default preset's class)
+    cls = type(build(preset))
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self", None)
+    hints = typing.get_type_hints(cls.__init__)
+    for arg, value in args.items():
+        if arg not in params:
+            raise ConfigError(
+                f"{key}.{arg}: not an argument of {cls.__name__} (its arguments: {', '.join(params)})"
+            )
+        if arg in hints and checkable(hints[arg]):
+            convert(value, hints[arg], f"{key}.{arg}")
+    first = re.match(r"[A-Za-z_]\w*", message)
+    where = f"{key}.{first.group()}" if first and first.group() in args else key
+    raise ConfigError(f"{where}: {message}") from None
+
+
 def build_networks(cfg: Config) -> tuple[nn.Module, LatentGenerator | None]:
+    """The energy network of ``model.energy`` (and the generator of ``model.generator``) with
+    their ``*_args`` overrides, ``model.n_models`` members each."""
     if cfg.model.energy not in POTENTIALS:
         raise ConfigError(f"model.energy: expected one of {list(POTENTIALS)}, got {cfg.model.energy!r}")
     n_models = cfg.model.n_models if cfg.model.n_models > 1 else None
-    energy = _call("model.energy_args", paper_potential, cfg.model.energy, n_models, **cfg.model.energy_args)
+    energy = _network(
+        "model.energy_args",
+        "model.energy",
+        paper_potential,
+        cfg.model.energy,
+        n_models,
+        cfg.model.energy_args,
+    )
     generator = None
     if cfg.model.generator is not None:
         if cfg.model.generator not in GENERATORS:
             raise ConfigError(
                 f"model.generator: expected one of {list(GENERATORS)}, got {cfg.model.generator!r}"
             )
-        generator = _call(
-            "model.generator_args", paper_generator, cfg.model.generator, n_models, **cfg.model.generator_args
-        )
+        generator = _network(
+            "model.generator_args", "model.generator", paper_generator, cfg.model.generator, n_models,
+            cfg.model.generator_args,
+        )  # fmt: skip
     return energy, generator
 
 

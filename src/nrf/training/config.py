@@ -3,7 +3,13 @@
 Every section is a dataclass; :func:`from_dict` checks the types and refuses unknown keys,
 naming the dotted key (``optim.energy.lr``), the expected type and the value found.
 :func:`apply_overrides` applies command-line ``--set key=value`` overrides (values parsed
-as TOML, else taken as strings) before validation.
+as TOML, else taken as strings) before validation; :func:`validate` then checks the values
+(ranges, the run name, the component specs against their registries).
+
+Numbers: TOML has ``inf`` and ``nan``, a config does not. NaN is refused everywhere; ``inf``
+only where it means "no bound" (``divergence.max_abs_energy``, ``divergence.max_energy_gap``,
+and component arguments whose default is ``math.inf``). A file that is not TOML (binary,
+not UTF-8, a syntax error) is refused naming the file, with the position where known.
 
 A full example lives in ``configs/`` and in the README.
 """
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +103,8 @@ class DivergenceSection:
     """Divergence detection and recovery (roll back, lower the learning rates)."""
 
     enabled: bool = True
-    max_abs_energy: float = 1e6
-    max_energy_gap: float | None = None
+    max_abs_energy: float = field(default=1e6, metadata={"allow_inf": True})  # inf: no bound
+    max_energy_gap: float | None = field(default=None, metadata={"allow_inf": True})
     patience: int = 3
     lr_factor: float = 0.5
     max_rollbacks: int = 3
@@ -122,9 +129,11 @@ class Config:
 
 
 def _parse_value(text: str) -> Any:
+    """An override's value as TOML (``1e-4``, ``[8, 8]``, ``{ name = "cosine" }``), else the
+    text itself as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
 
 
@@ -135,6 +144,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.energy.lr=1e-4")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"--set {item!r}: expected a dotted KEY such as optim.energy.lr, got {key!r}")
         node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -181,19 +192,65 @@ def load_config(
     nrf whose sampler and optimizer tables held every kind's fields at their defaults;
     those that the chosen component does not take are dropped.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    data: dict[str, Any] = {} if path is None else read_toml(path)
     if run_directory:
         _drop_union_defaults(data)
     apply_overrides(data, overrides or [])
     return validate(from_dict(Config, data))
+
+
+def _position(raw: bytes, offset: int) -> str:
+    """``line L, column C`` (from 1, as tomllib counts them) of byte ``offset`` of ``raw``."""
+    line = raw.count(b"\n", 0, offset) + 1
+    column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of the TOML file ``path``; a :class:`ConfigError` naming the file when it
+    is missing, unreadable or not TOML (binary data, not UTF-8, a syntax error: with its line
+    and column)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a config file (a directory or a special file)")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+    if b"\0" in raw:
+        where = _position(raw, raw.index(0))
+        raise ConfigError(f"{p}: not a TOML file (binary data: a NUL byte at {where})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = _position(raw, exc.start)
+        raise ConfigError(
+            f"{p}: not a TOML file (not UTF-8 text: byte 0x{raw[exc.start]:02x} at {where})"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not a TOML file (invalid TOML: {exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not a TOML file (arrays or tables nested too deeply)") from None
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it is a plain folder name for ``run.out_dir/NAME``; a :class:`ConfigError`
+    naming ``run.name`` otherwise (empty, ``.`` / ``..``, a path separator, a NUL or a
+    leading dot)."""
+    rule = None
+    if not name:
+        rule = "a non-empty folder name"
+    elif any(c in name for c in "/\\\0"):
+        rule = "a single folder name (no '/', '\\' or NUL)"
+    elif name.startswith("."):
+        rule = "a folder name that does not start with '.' (not '.', '..' or hidden)"
+    if rule is not None:
+        raise ConfigError(f"run.name: expected {rule}, got {name!r}")
+    return name
 
 
 def validate(cfg: Config) -> Config:
@@ -206,36 +263,89 @@ def validate(cfg: Config) -> Config:
         (cfg.train.checkpoint_every >= 1, "train.checkpoint_every", ">= 1", cfg.train.checkpoint_every),
         (cfg.train.keep_last >= 1, "train.keep_last", ">= 1", cfg.train.keep_last),
         (cfg.train.best_mode in ("max", "min"), "train.best_mode", "'max' or 'min'", cfg.train.best_mode),
+        (cfg.train.best_metric != "", "train.best_metric", "a metric name (or unset)", cfg.train.best_metric),
+        (cfg.train.best_metric is None or cfg.train.eval_every > 0, "train.best_metric",
+         "unset while train.eval_every = 0 (no evaluation to rank checkpoints by)", cfg.train.best_metric),
         (cfg.run.device in ("cpu", "cuda", "auto"), "run.device", "'cpu', 'cuda' or 'auto'", cfg.run.device),
+        (cfg.train.grad_clip is None or cfg.train.grad_clip > 0, "train.grad_clip", "> 0 (or unset)",
+         cfg.train.grad_clip),
         (cfg.run.threads >= 1, "run.threads", ">= 1", cfg.run.threads),
+        (0 <= cfg.run.seed < 2**32, "run.seed", "an int in [0, 2**32)", cfg.run.seed),
+        (bool(cfg.run.out_dir) and "\0" not in cfg.run.out_dir, "run.out_dir", "a folder path",
+         cfg.run.out_dir),
         (cfg.model.n_models >= 1, "model.n_models", ">= 1", cfg.model.n_models),
+        (cfg.model.init_batch >= 1, "model.init_batch", ">= 1", cfg.model.init_batch),
+        (cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", ">= 1 (or unset)", cfg.data.limit),
         (0.0 <= cfg.data.validation_fraction < 1.0, "data.validation_fraction", "in [0, 1)",
          cfg.data.validation_fraction),
         (0.0 < cfg.divergence.lr_factor < 1.0, "divergence.lr_factor", "in (0, 1)", cfg.divergence.lr_factor),
         (cfg.divergence.patience >= 1, "divergence.patience", ">= 1", cfg.divergence.patience),
         (cfg.divergence.max_rollbacks >= 0, "divergence.max_rollbacks", ">= 0", cfg.divergence.max_rollbacks),
+        (cfg.divergence.max_abs_energy > 0, "divergence.max_abs_energy", "> 0 (inf: no bound)",
+         cfg.divergence.max_abs_energy),
+        (cfg.divergence.max_energy_gap is None or cfg.divergence.max_energy_gap > 0,
+         "divergence.max_energy_gap", "> 0 (inf or unset: no bound)", cfg.divergence.max_energy_gap),
         (bool(cfg.optim), "optim", "at least one optimizer table", cfg.optim),
     ]  # fmt: skip
     for ok, key, expected, value in checks:
         if not ok:
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+    check_run_name(cfg.run.name)
+    from nrf.training.data import NAMES
+
+    if cfg.data.name not in NAMES:
+        raise ConfigError(f"data.name: expected one of {list(NAMES)}, got {cfg.data.name!r}")
     resolve_components(cfg)
     return cfg
 
 
+# Ranges of the optimizers' arguments that torch checks only in part (or in words that do
+# not name the key): the range in words and its test (``betas``: each of the pair).
+_OPTIMIZER_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "lr": ("> 0", lambda v: v > 0),
+    "eps": ("> 0", lambda v: v > 0),
+    "weight_decay": (">= 0", lambda v: v >= 0),
+    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "alpha": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "betas": ("in [0, 1)", lambda v: 0 <= v < 1),
+}
+
+
+def _check_optimizer_arguments(kwargs: dict[str, Any], key: str) -> None:
+    """Refuse optimizer arguments outside their range, naming ``key.ARG`` and the range."""
+    for arg, (expected, ok) in _OPTIMIZER_RANGES.items():
+        value = kwargs.get(arg)
+        pairs = enumerate(value) if isinstance(value, (tuple, list)) else [(None, value)]
+        for i, v in pairs:
+            if v is not None and not ok(v):
+                where = f"{key}.{arg}" if i is None else f"{key}.{arg}[{i}]"
+                raise ConfigError(f"{where}: expected a finite number {expected}, got {v!r}")
+
+
 def resolve_components(cfg: Config) -> None:
-    """Check the component specs (sampler, optimizers, schedule) against their registries
-    and replace each by its completed spec (every argument, defaults filled in)."""
+    """Check the component specs (sampler, optimizers, schedule, the objective's arguments)
+    against their registries and replace each by its completed spec (every argument,
+    defaults filled in)."""
     import torch
 
+    from nrf.objectives import OBJECTIVES
     from nrf.samplers import SAMPLERS
     from nrf.training.loop import LR_SCHEDULES, OPTIMIZERS, ParameterAverage
+
+    objective = OBJECTIVES.entry(cfg.objective.name, "objective.name")
+    if "name" in cfg.objective.args:
+        raise ConfigError(
+            f"objective.args.name: not an argument of {objective.name} (the objective is chosen by "
+            f"objective.name), got {cfg.objective.args['name']!r}"
+        )
+    # types and names of the objective's own options (their values are checked when it is built)
+    OBJECTIVES.arguments({"name": objective.name, **cfg.objective.args}, key="objective.args")
 
     sampler = {"name": "langevin", **cfg.sampler}
     steps = sampler.pop("steps", 10)
     if "step_size" in SAMPLERS.entry(sampler.get("name"), "sampler.name").parameters():
         sampler.setdefault("step_size", 0.01)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps < 2**63:
         raise ConfigError(f"sampler.steps: expected an int >= 0, got {steps!r}")
     SAMPLERS.build(sampler, key="sampler")  # every argument checked by the sampler itself
     cfg.sampler = {**SAMPLERS.resolve(sampler, key="sampler"), "steps": steps}
@@ -244,8 +354,7 @@ def resolve_components(cfg: Config) -> None:
             raise ConfigError(f"optim.{name}: expected a table, got {given!r}")
         spec = {"name": "adam", **given}
         _, kwargs = OPTIMIZERS.arguments(spec, key=f"optim.{name}")
-        if not kwargs.get("lr", 1e-3) > 0:
-            raise ConfigError(f"optim.{name}.lr: expected > 0, got {kwargs['lr']!r}")
+        _check_optimizer_arguments(kwargs, f"optim.{name}")
         OPTIMIZERS.build(spec, key=f"optim.{name}", params=[torch.zeros(1, requires_grad=True)])
         cfg.optim[name] = OPTIMIZERS.resolve(spec, key=f"optim.{name}")
     schedule = LR_SCHEDULES.build(cfg.train.lr_schedule, key="train.lr_schedule")
