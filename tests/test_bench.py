@@ -64,3 +64,85 @@ def test_bench_help_lists_the_benchmarks_own_options(capsys: pytest.CaptureFixtu
     assert "--splits" not in capsys.readouterr().out
     assert main(["bench"]) == 1
     assert "needs a benchmark NAME" in capsys.readouterr().err
+
+
+EVIL = """
+import pathlib
+pathlib.Path({marker!r}).write_text("ran")
+NAME = "evil"
+DESCRIPTION = "should never be listed"
+"""
+
+
+def test_the_working_directory_is_never_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "MARKER"
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "evil.py").write_text(EVIL.format(marker=str(marker)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(bench.ENV_VAR, raising=False)
+    assert main(["bench", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "sampler-kl" in out
+    assert "evil" not in out
+    assert main(["bench", "evil"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1
+    assert err.startswith("nrf bench: error: unknown benchmark 'evil'")
+    assert "Traceback" not in err
+    assert main(["bench", "evil", "--help"]) == 1
+    capsys.readouterr()
+    assert not marker.exists()
+    assert all(d.resolve() != (tmp_path / "benchmarks").resolve() for d in bench.benchmark_dirs())
+
+
+def test_bench_dir_from_the_environment_is_listed_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "tiny_bench.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('imported')\n"
+        "from nrf.bench import BenchResult\n"
+        'NAME = "tiny-bench"\nDESCRIPTION: str = "a benchmark of nothing"\n'
+        "def run(args):\n    return BenchResult(table='| a |', results={'a': 1})\n"
+    )
+    monkeypatch.setenv(bench.ENV_VAR, str(folder))
+    assert main(["bench", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-bench" in out
+    assert "a benchmark of nothing" in out
+    assert "sampler-kl" in out  # the checkout's benchmarks as well
+    assert not marker.exists()  # listing read the description, it ran nothing
+    assert main(["bench", "tiny-bench", "--out", str(tmp_path / "out")]) == 0
+    assert marker.read_text() == "imported"  # an explicitly chosen folder runs when asked to
+    assert json.loads((tmp_path / "out" / "tiny-bench.json").read_text())["results"] == {"a": 1}
+
+
+def test_bench_dir_that_is_not_a_folder_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(bench.ENV_VAR, str(tmp_path / "missing"))
+    assert main(["bench", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1
+    assert f"$NRF_BENCH_DIR: expected a folder of benchmark files, got {str(tmp_path / 'missing')!r}" in err
+
+
+def test_describe_reads_the_description_without_importing(tmp_path: Path) -> None:
+    path = tmp_path / "b.py"
+    path.write_text('raise SystemExit("imported")\nDESCRIPTION = "static text"\n')
+    assert bench.describe(path) == "static text"
+    path.write_text("DESCRIPTION = compute()\n")
+    assert bench.describe(path) == ""
+    path.write_text("def broken(:\n")
+    assert bench.describe(path) == ""
+    path.write_bytes(b"\xff\x00\x01")
+    assert bench.describe(path) == ""
+
+
+def test_checkout_benchmarks_is_this_checkout() -> None:
+    folder = bench.checkout_benchmarks()
+    assert folder == Path(__file__).resolve().parents[1] / "benchmarks"

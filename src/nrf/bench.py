@@ -2,10 +2,16 @@
 
 A benchmark is a module ``benchmarks/<name with _>.py`` that defines
 
-* ``NAME`` (``"sampler-kl"``) and ``DESCRIPTION``;
+* ``NAME`` (``"sampler-kl"``) and ``DESCRIPTION``, as plain string literals (``nrf bench
+  list`` reads them from the file without running it);
 * ``add_arguments(parser)`` (optional) for its own options;
 * ``run(args) -> BenchResult``; ``args`` always has ``quick``, ``out``, ``seed`` and
   ``threads``.
+
+Benchmarks are looked for in two places only (see :func:`benchmark_dirs`): the folder named
+by ``$NRF_BENCH_DIR`` (an explicit choice: its files are imported and run) and the
+``benchmarks/`` folder of the source checkout nrf is imported from. The current working
+directory is never searched: a file that happens to lie in ``./benchmarks`` is not run.
 
 The command prints the result's table, writes ``<out>/<name>.json`` (results plus the
 machine, versions and command line) and any figures the benchmark saves into ``out``.
@@ -13,6 +19,7 @@ machine, versions and command line) and any figures the benchmark saves into ``o
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -43,22 +50,36 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
 
 
+def checkout_benchmarks() -> Path | None:
+    """The ``benchmarks/`` folder of the source checkout nrf is imported from (``src/nrf``
+    inside a folder with ``pyproject.toml``), or None for an installed package."""
+    package = Path(nrf.__file__).resolve().parent
+    root = package.parents[1]
+    if package.parent.name != "src" or not (root / "pyproject.toml").is_file():
+        return None
+    folder = root / "benchmarks"
+    return folder if folder.is_dir() else None
+
+
 def benchmark_dirs() -> list[Path]:
-    """Where benchmarks are looked for: ``$NRF_BENCH_DIR``, the source checkout, ``./benchmarks``."""
-    dirs = []
-    if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
-    dirs.append(Path(nrf.__file__).resolve().parents[2] / "benchmarks")
-    dirs.append(Path.cwd() / "benchmarks")
-    unique: list[Path] = []
-    for d in dirs:
-        if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
-            unique.append(d)
-    return unique
+    """Where benchmarks are looked for: ``$NRF_BENCH_DIR`` (when set), then the source
+    checkout's ``benchmarks/``; never the working directory."""
+    dirs: list[Path] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        folder = Path(env).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"${ENV_VAR}: expected a folder of benchmark files, got {env!r} (not a folder)")
+        dirs.append(folder)
+    checkout = checkout_benchmarks()
+    if checkout is not None and all(checkout.resolve() != d.resolve() for d in dirs):
+        dirs.append(checkout)
+    return dirs
 
 
 def discover() -> dict[str, Path]:
-    """Benchmark name -> file, for every ``benchmarks/*.py`` that defines ``NAME``."""
+    """Benchmark name (the file name with ``-`` for ``_``) -> file, for every ``*.py`` of
+    :func:`benchmark_dirs` not starting with ``_`` (the first folder wins a name)."""
     found: dict[str, Path] = {}
     for folder in benchmark_dirs():
         for path in sorted(folder.glob("*.py")):
@@ -69,13 +90,40 @@ def discover() -> dict[str, Path]:
     return found
 
 
-def load(name: str) -> ModuleType:
-    """Import the benchmark called ``name``; a clear error lists the known ones."""
+def describe(path: Path) -> str:
+    """The ``DESCRIPTION`` string of a benchmark file, read without running it ('' when the
+    file assigns it no string literal or does not parse)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return ""
+    for node in tree.body:
+        target: ast.expr
+        value: ast.expr | None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        else:
+            continue
+        named = isinstance(target, ast.Name) and target.id == "DESCRIPTION"
+        if named and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+    return ""
+
+
+def find(name: str) -> Path:
+    """The file of the benchmark called ``name``; a clear error lists the known ones."""
     known = discover()
     if name not in known:
-        where = ", ".join(str(d) for d in benchmark_dirs()) or "no benchmarks/ folder found"
+        where = ", ".join(str(d) for d in benchmark_dirs()) or f"no benchmarks/ folder found; set ${ENV_VAR}"
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(known) or 'none'} (looked in {where})")
-    path = known[name]
+    return known[name]
+
+
+def load(name: str) -> ModuleType:
+    """Import (run) the benchmark called ``name``; a clear error lists the known ones."""
+    path = find(name)
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))  # benchmarks may import their sibling helpers
     spec = importlib.util.spec_from_file_location(f"nrf_benchmarks.{path.stem}", path)

@@ -1,4 +1,8 @@
-"""``nrf bench NAME``: run a benchmark from ``benchmarks/``, print its table, write JSON."""
+"""``nrf bench NAME``: run a benchmark from ``benchmarks/``, print its table, write JSON.
+
+Benchmarks come from ``$NRF_BENCH_DIR`` and the source checkout's ``benchmarks/`` (never
+the working directory; see :func:`nrf.bench.benchmark_dirs`); ``nrf bench list`` reads
+their descriptions without running them."""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="run a benchmark (nrf bench list shows them)",
-        description="Run a benchmark from benchmarks/: prints a table and writes OUT/NAME.json.",
+        description=(
+            "Run a benchmark from benchmarks/ (of the source checkout, or of $NRF_BENCH_DIR): "
+            "prints a table and writes OUT/NAME.json."
+        ),
         add_help=False,  # ``nrf bench NAME --help`` also lists NAME's own options
     )
     p.add_argument("-h", "--help", action="store_true", help="show this help (with NAME, its options too)")
@@ -54,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     if args.name is None:
         raise ValueError("nrf bench needs a benchmark NAME ('nrf bench list' shows them)")
     if args.name == "list":
-        for name, path in bench.discover().items():
-            module = bench.load(name)
-            print(f"{name:<16} {getattr(module, 'DESCRIPTION', '')}  ({path})")
+        found = bench.discover()
+        if not found:
+            print(f"no benchmarks found (set ${bench.ENV_VAR} to a folder of benchmark files)")
+        for name, path in found.items():
+            print(f"{name:<16} {bench.describe(path)}  ({path})")
         return 0
     module = bench.load(args.name)
     if hasattr(module, "add_arguments"):
