@@ -53,9 +53,13 @@ def _network(
     cls = type(build(preset))
     params = dict(inspect.signature(cls.__init__).parameters)
     params.pop("self", None)
-    hints = typing.get_type_hints(cls.__init__)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):  # unresolvable annotations: names only
+        hints = {}
     for arg, value in args.items():
-        if arg not in params:
+        if arg not in params and not open_ended:
             raise ConfigError(
                 f"{key}.{arg}: not an argument of {cls.__name__} (its arguments: {', '.join(params)})"
             )
