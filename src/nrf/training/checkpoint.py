@@ -46,6 +46,16 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, altered or of another format."""
 
 
+class CheckpointMismatch(ValueError):
+    """A sound checkpoint of something else (other networks, another process count): an
+    error to report, not damage to skip."""
+
+
+def bad_field(key: str, expected: str, value: Any) -> str:
+    """The message for a ``state.json`` entry of the wrong kind (value cut to 60 characters)."""
+    return f"state.json {key}: expected {expected}, got {str(value)[:60]!r}"
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

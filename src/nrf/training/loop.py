@@ -548,7 +548,7 @@ class Loop:
             self.objective.load_state_dict(model)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())[:300]
-            raise ValueError(
+            raise ckpt.CheckpointMismatch(
                 "the checkpoint's networks do not match the ones the config builds (was a model.* "
                 f"setting such as model.n_models or a network size changed?): {detail}"
             ) from None
@@ -596,15 +596,25 @@ class Loop:
         return tensors, meta
 
     def restore_checkpoint(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-        """Inverse of :meth:`checkpoint` (this process's part)."""
-        if int(meta.get("world_size", 1)) != self.dist.world_size:
-            raise ValueError(
+        """Inverse of :meth:`checkpoint` (this process's part). A checkpoint of other networks
+        or another process count raises :class:`~nrf.training.checkpoint.CheckpointMismatch`;
+        content that does not restore (damage :meth:`checkpoint_problem` did not see) raises
+        :class:`~nrf.training.checkpoint.CheckpointError`. Either way the loop's state is
+        partly overwritten: restore another checkpoint or give up."""
+        if meta.get("world_size", 1) != self.dist.world_size:
+            raise ckpt.CheckpointMismatch(
                 f"checkpoint was written by {meta.get('world_size')} process(es); resume with the same number"
             )
-        self.restore(tensors, meta)
-        prefix = f"rank{self.dist.rank}/"
-        mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        self.restore_sampler_state(mine, meta["ranks"][self.dist.rank])
+        try:
+            self.restore(tensors, meta)
+            prefix = f"rank{self.dist.rank}/"
+            mine = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            self.restore_sampler_state(mine, meta["ranks"][self.dist.rank])
+        except ckpt.CheckpointMismatch:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise ckpt.CheckpointError(f"content does not restore ({type(exc).__name__}: {detail})") from None
 
     def checkpoint_problem(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str | None:
         """Why ``(tensors, meta)`` cannot be what :meth:`checkpoint` wrote (a key missing, a
@@ -612,9 +622,7 @@ class Loop:
         checkpoint of other networks or another process count is not damaged and fails in
         :meth:`restore_checkpoint` with its own error."""
 
-        def bad(key: str, expected: str, value: Any) -> str:
-            return f"state.json {key}: expected {expected}, got {str(value)[:60]!r}"
-
+        bad = ckpt.bad_field
         step, lr_scale = meta.get("step"), meta.get("lr_scale")
         if not _is_int(step) or step < 0:
             return bad("step", "an integer >= 0", step)

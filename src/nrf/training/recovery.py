@@ -19,6 +19,8 @@ from nrf.training.config import DivergenceSection
 from nrf.training.lock import FolderLock
 from nrf.training.loop import Callback, DivergenceError, EpochHistory, Loop, TrainingDiverged
 
+Restore = Callable[[dict[str, torch.Tensor], dict[str, Any]], None]
+
 
 class RunCheckpoints:
     """The step checkpoints of a folder: writes ``step-N`` (atomically; the newest
@@ -55,25 +57,37 @@ class RunCheckpoints:
         ckpt.prune(self.folder, self.keep_last, keep=keep)
         return path
 
-    def _accept(self, finite: bool) -> Callable[[Path, dict[str, torch.Tensor], dict[str, Any]], str | None]:
+    def _accept(
+        self, finite: bool, restore: Restore | None
+    ) -> Callable[[Path, dict[str, torch.Tensor], dict[str, Any]], str | None]:
         def accept(folder: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> str | None:
             problem = None if self.problem is None else self.problem(tensors, state)
             if problem is None and finite and not ckpt.parameters_finite(tensors):
                 problem = "its parameters hold NaN or inf"
+            if problem is None and restore is not None:
+                try:
+                    restore(tensors, state)
+                except ckpt.CheckpointMismatch as exc:
+                    raise ckpt.CheckpointMismatch(f"{folder}: {exc}") from None
+                except ckpt.CheckpointError as exc:
+                    problem = str(exc)
             return problem
 
         return accept
 
-    def latest(self, warn: bool = True) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The newest checkpoint that loads and passes the structural check."""
-        return ckpt.latest_valid(self.folder, self._accept(False), warn=warn)
+    def latest(
+        self, warn: bool = True, restore: Restore | None = None
+    ) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest checkpoint that loads, passes the structural check and (with
+        ``restore``) restores; the ones skipped are named in warnings."""
+        return ckpt.latest_valid(self.folder, self._accept(False, restore), warn=warn)
 
     def latest_good(
-        self, before: int, warn: bool = True
+        self, before: int, warn: bool = True, restore: Restore | None = None
     ) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The newest valid checkpoint of a step before ``before`` whose parameters are finite:
-        one a rollback can return to (quietly skipping the newer ones of the failed steps)."""
-        return ckpt.latest_valid(self.folder, self._accept(True), warn=warn, before=before)
+        """The newest valid checkpoint of a step before ``before`` whose parameters are finite
+        (and that restores, with ``restore``): one a rollback can return to."""
+        return ckpt.latest_valid(self.folder, self._accept(True, restore), warn=warn, before=before)
 
     def discard_after(self, step: int) -> list[Path]:
         """Delete the step checkpoints newer than ``step`` (those of an abandoned trajectory)."""
@@ -154,7 +168,9 @@ class DivergenceGuard(Callback):
                 f"training diverged at step {failed_step}: {reason} "
                 f"(after {self.rollbacks} rollback(s); divergence.max_rollbacks = {div.max_rollbacks})"
             )
-        found = None if self.checkpoints is None else self.checkpoints.latest_good(before, warn=self.main)
+        found = None
+        if self.checkpoints is not None:
+            found = self.checkpoints.latest_good(before, warn=self.main, restore=self.restore)
         if found is None:
             self.log({"phase": "event", "step": failed_step, "event": "diverged", "message": reason})
             self.on_stop()
@@ -162,8 +178,7 @@ class DivergenceGuard(Callback):
                 f"training diverged at step {failed_step} ({reason}) and no good checkpoint is left "
                 f"(none of a step before {before} with finite parameters)"
             )
-        folder, tensors, meta = found
-        self.restore(tensors, meta)
+        folder = found[0]
         if self.main and self.checkpoints is not None:
             self.checkpoints.discard_after(loop.step)
         self.rollbacks, self.gap_strikes, self._gap_failed = rollbacks, 0, False
@@ -203,8 +218,25 @@ class FitCheckpoints(Callback):
         return tensors, meta
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore the loop and the history from a checkpoint of this fit (a checkpoint of
+        another fit raises :class:`~nrf.training.checkpoint.CheckpointMismatch`)."""
+        theirs, ours = meta.get("fit") or {}, json.loads(json.dumps(self.fingerprint))
+        if not isinstance(theirs, dict):
+            raise ckpt.CheckpointError(ckpt.bad_field("fit", "the fit's fingerprint", theirs))
+        differ = [k for k in ours if theirs.get(k) != ours[k]]
+        if differ:
+            what = self.names.get(differ[0], differ[0])
+            raise ckpt.CheckpointMismatch(
+                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (its {what} differ "
+                f"from this fit's); give an empty folder or the one of this fit"
+            )
+        if not isinstance(meta.get("history"), dict):
+            raise ckpt.CheckpointError("state.json history: expected the epoch history's state")
         self.loop.restore_checkpoint(tensors, meta)
-        self.history.restore(meta["history"])
+        try:
+            self.history.restore(meta["history"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ckpt.CheckpointError(f"state.json history: does not restore ({exc})") from None
 
     def save(self) -> None:
         tensors, meta = self.state()
@@ -213,21 +245,11 @@ class FitCheckpoints(Callback):
     def on_start(self, loop: Loop) -> None:
         self._lock = FolderLock(self.store.folder, "checkpoint_dir").acquire()
         self.store.clean()
-        found = self.store.latest()
+        found = self.store.latest(restore=self.restore)
         if found is None:
             self.save()
             return
-        folder, tensors, meta = found
-        theirs, ours = meta.get("fit") or {}, json.loads(json.dumps(self.fingerprint))
-        differ = [k for k in ours if theirs.get(k) != ours[k]]
-        if differ:
-            what = self.names.get(differ[0], differ[0])
-            raise ValueError(
-                f"checkpoint_dir {self.store.folder} holds checkpoints of another fit (its {what} differ "
-                f"from this fit's); give an empty folder or the one of this fit"
-            )
-        self.restore(tensors, meta)
-        self.resumed_from = folder.name
+        self.resumed_from = found[0].name
 
     def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
         if loop.step % self.every == 0 and loop.step < loop.steps:

@@ -78,13 +78,13 @@ def _model_problem(tensors: dict[str, torch.Tensor], meta: dict[str, Any], n_ema
     first process's extra state and, with a parameter average, its ``n_ema`` tensors)."""
     ranks = meta.get("ranks")
     if not isinstance(ranks, list) or not ranks or not isinstance(ranks[0], dict):
-        return f"state.json ranks: expected one entry per process, got {str(ranks)[:60]!r}"
+        return ckpt.bad_field("ranks", "one entry per process", ranks)
     if not any(k.startswith("model/") for k in tensors):
         return "no model/ tensors"
     if "ema" in meta:
         ema = meta["ema"]
         if not (isinstance(ema, dict) and isinstance(ema.get("updates"), int)):
-            return f"state.json ema: expected the parameter average's update count, got {str(ema)[:60]!r}"
+            return ckpt.bad_field("ema", "the parameter average's update count", ema)
         missing = [i for i in range(n_ema) if f"ema/{i}" not in tensors]
         if missing:
             return f"tensor 'ema/{missing[0]}' missing"

@@ -111,14 +111,34 @@ class Trainer(Callback):
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         if "data" not in meta or "data/rng" not in tensors:
-            raise ValueError(
+            raise ckpt.CheckpointMismatch(
                 "checkpoint written by an nrf version before the one training loop (no loop state); "
                 "its model can be sampled and scored (nrf sample / score) but the run not resumed"
             )
+        own = {"rollbacks": meta.get("rollbacks"), "gap_strikes": meta.get("gap_strikes")}
+        for key, value in own.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ckpt.CheckpointError(
+                    f"state.json {key}: expected an integer >= 0, got {str(value)[:60]!r}"
+                )
+        best, elapsed = meta.get("best"), meta.get("elapsed", 0.0)
+        for key, value in (("best", best), ("elapsed", elapsed)):
+            if not (value is None and key == "best") and (
+                not isinstance(value, int | float) or isinstance(value, bool)
+            ):
+                raise ckpt.CheckpointError(ckpt.bad_field(key, "a number", value))
+        final = meta.get("final")
+        if final is not None and not isinstance(final, dict):
+            raise ckpt.CheckpointError(
+                f"state.json final: expected the final metrics, got {str(final)[:60]!r}"
+            )
         self.loop.restore_checkpoint(tensors, meta)
-        self.guard.rollbacks, self.guard.gap_strikes = int(meta["rollbacks"]), int(meta["gap_strikes"])
-        self.best = meta.get("best")
-        self.elapsed_before = float(meta.get("elapsed", 0.0))
+        self.guard.rollbacks, self.guard.gap_strikes = (
+            int(own["rollbacks"] or 0),
+            int(own["gap_strikes"] or 0),
+        )
+        self.best = best
+        self.elapsed_before = float(elapsed)
         self.started = time.time()
 
     def save(self, folder: Path | None = None) -> Path | None:
@@ -277,10 +297,9 @@ class Trainer(Callback):
     def _start(self, resume: bool) -> None:
         self._on_main(lambda: self._claim(resume))
         if resume:
-            found = self.checkpoints.latest(warn=self.dist.is_main)
+            found = self.checkpoints.latest(warn=self.dist.is_main, restore=self._restore)
             if found is None:
                 raise FileNotFoundError(f"{self.ckpt_dir}: no valid checkpoint to resume from")
-            self._restore(found[1], found[2])
             self.final = found[2].get("final") if self.step >= self.cfg.train.steps else None
             if self.dist.is_main:  # overrides given to `nrf resume` become part of the run's config
                 self._cut_log(found[2])

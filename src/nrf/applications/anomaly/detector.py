@@ -62,14 +62,17 @@ def _saved_problem(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> s
     for key, (kind, what) in expected.items():
         value = state.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
-            return f"state.json {key}: expected {what}, got {str(value)[:60]!r}"
+            return ckpt.bad_field(key, what, value)
     if not set(state["custom_networks"]) <= {"energy", "generator"}:
-        return (
-            f"state.json custom_networks: expected 'energy' / 'generator', got {state['custom_networks']!r}"
-        )
+        return ckpt.bad_field("custom_networks", "'energy' / 'generator'", state["custom_networks"])
     shape = state["input_shape"]
     if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        return f"state.json input_shape: expected a list of positive integers, got {shape!r}"
+        return ckpt.bad_field("input_shape", "a list of positive integers", shape)
+    for epoch in state["history"]:
+        if not isinstance(epoch, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in epoch.values()
+        ):
+            return ckpt.bad_field("history", "per-epoch tables of numbers", epoch)
     scores = tensors.get("decision_scores")
     if scores is None or scores.dim() != 1 or not scores.is_floating_point():
         return "tensor 'decision_scores': expected a 1-d floating-point tensor"
@@ -268,6 +271,16 @@ class NRFDetector(BaseEstimator):
 
     # --- input -----------------------------------------------------------------------
 
+    def _recovery_settings(self) -> tuple[int | None, int]:
+        """``checkpoint_every`` and ``max_rollbacks``, checked (with ``checkpoint_dir``)."""
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str | os.PathLike):
+            raise TypeError(f"checkpoint_dir must be a folder path or None, got {self.checkpoint_dir!r}")
+        every = self.checkpoint_every
+        return (
+            None if every is None else check_positive_int("checkpoint_every", every),
+            check_positive_int("max_rollbacks", self.max_rollbacks, allow_zero=True),
+        )
+
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
         """``X`` as a float32 array of shape ``(n, n_features)``, with scikit-learn's errors."""
         if isinstance(X, torch.Tensor):
@@ -337,11 +350,11 @@ class NRFDetector(BaseEstimator):
             fingerprint = {"settings": s.to_config(), "seed": seed, "n_estimators": self.n_estimators,
                            "networks": repr(objective), "data": hashlib.sha256(data.tobytes()).hexdigest(),
                            "shape": list(data.shape)}  # fmt: skip
-            every = per_epoch if self.checkpoint_every is None else self.checkpoint_every
+            every, max_rollbacks = self._recovery_settings()
             callbacks += fit_recovery(
                 Path(os.fspath(self.checkpoint_dir)),
-                check_positive_int("checkpoint_every", every),
-                check_positive_int("max_rollbacks", self.max_rollbacks, allow_zero=True),
+                per_epoch if every is None else every,
+                max_rollbacks,
                 loop, history, fingerprint, _FINGERPRINT_NAMES, warn_as="NRFDetector.fit",
             )  # fmt: skip
         try:
@@ -506,6 +519,11 @@ class NRFDetector(BaseEstimator):
         for key in ("betas", "clamp"):
             if isinstance(params.get(key), list):
                 params[key] = tuple(params[key])
+        for name in ("energy", "generator"):
+            if name not in state["custom_networks"] and params.get(name) is not None:
+                raise ckpt.CheckpointError(
+                    f"{path}: {ckpt.bad_field(f'params.{name}', 'null', params[name])}"
+                )
         given = {"energy": energy, "generator": generator}
         for name in state["custom_networks"]:
             if given[name] is None:
@@ -520,6 +538,7 @@ class NRFDetector(BaseEstimator):
         det = cls(**params)
         try:
             s = det._settings()
+            det._recovery_settings()
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: the saved parameters are not valid: {exc}") from None
         det.input_shape_ = tuple(state["input_shape"])
