@@ -91,4 +91,4 @@ def test_batched_training_run_reports_per_model_spread(tmp_path) -> None:  # typ
     out = tmp_path / "m1.npy"
     assert main(["sample", str(run), "-n", "5", "--model", "1", "--out", str(out)]) == 0
     assert np.load(out).shape == (5, 2)
-    assert main(["sample", str(run), "-n", "5", "--out", str(out)]) == 1  # which model?
+    assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "m.npy")]) == 1  # which model?

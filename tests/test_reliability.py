@@ -329,3 +329,23 @@ def test_a_checkpoint_dir_in_use_is_refused(tmp_path: Path) -> None:
     assert det.n_iter_ > 0
     assert NRFDetector(method="cd", checkpoint_dir=folder, **FAST).fit(_rows()).n_iter_ == det.n_iter_
     assert FolderLock(folder).acquire().held  # released after each fit
+
+
+def test_sample_and_score_never_overwrite_an_existing_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = train(load_config(write_config(tmp_path, steps=10, eval_every=0)))
+    mine = tmp_path / "mine.npy"
+    np.save(mine, np.arange(3))
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((4, 2), dtype=np.float32))
+    assert main(["sample", str(run), "-n", "5", "--out", str(mine)]) == 1
+    assert main(["score", str(run), "--input", str(rows), "--out", str(mine)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("exists; pass --overwrite to replace it") == 2
+    np.testing.assert_array_equal(np.load(mine), np.arange(3))
+    assert main(["sample", str(run), "-n", "5", "--out", str(mine), "--overwrite"]) == 0
+    assert np.load(mine).shape == (5, 2)
+    assert main(["score", str(run), "--input", str(rows), "--out", str(tmp_path / "e.csv")]) == 0
+    assert len((tmp_path / "e.csv").read_text().splitlines()) == 4
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

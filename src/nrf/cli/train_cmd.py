@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -34,7 +37,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
-    p.add_argument("--out", required=True, help="output .npy file")
+    p.add_argument("--out", required=True, help="output .npy file (refused if it exists, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.add_argument("--model", type=int, help="which model, for runs that trained several together")
     _common(p)
@@ -48,6 +52,7 @@ def register(sub: Any) -> None:
         help=".npy array of shape (n, features...) of integers or floats, or .csv rows of numbers",
     )
     p.add_argument("--out", help="write the energies to this .npy or .csv file (default: print them)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.add_argument("--model", type=int, help="which model, for runs that trained several together")
     _common(p)
@@ -90,6 +95,33 @@ def run_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
+    """``--out`` checked before any work: its suffix, and an existing file only with ``--overwrite``."""
+    out = Path(path)
+    if out.suffix not in suffixes:
+        raise ValueError(f"--out must end in {' or '.join(suffixes)}, got {out.name}")
+    if out.is_dir():
+        raise ValueError(f"--out: {out} is a folder")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"--out: {out} exists; pass --overwrite to replace it")
+    return out
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _seeded_generator(args: argparse.Namespace, device: str) -> Any:
     import torch
 
@@ -105,15 +137,12 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise ValueError(f"--out must end in .npy, got {out.name}")
+    out = _output(args.out, args.overwrite, (".npy",))
     device = args.device or "cpu"
     objective = load_run(args.run_dir, args.checkpoint, device)
     with torch.no_grad():
         samples = member_samples(objective, args.n, args.model, _seeded_generator(args, device)).cpu().numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, samples)
+    _write_atomically(out, lambda f: np.save(f, samples))
     print(f"{samples.shape[0]} samples of shape {samples.shape[1:]} -> {out}")
     return 0
 
@@ -147,6 +176,7 @@ def run_score(args: argparse.Namespace) -> int:
     from nrf.training.ensemble import member_energy
     from nrf.training.run import load_run
 
+    out = None if args.out is None else _output(args.out, args.overwrite, (".npy", ".csv"))
     x = torch.from_numpy(_read_rows(Path(args.input)))
     device = args.device or "cpu"
     objective = load_run(args.run_dir, args.checkpoint, device)
@@ -157,13 +187,13 @@ def run_score(args: argparse.Namespace) -> int:
     energies = (
         torch.cat([member_energy(objective, c.to(device), args.model) for c in x.split(4096)]).cpu().numpy()
     )
-    if args.out is None:
+    if out is None:
         for e in energies:
             print(f"{e:.6g}")
-    elif args.out.endswith(".npy"):
-        np.save(args.out, energies)
+    elif out.suffix == ".npy":
+        _write_atomically(out, lambda f: np.save(f, energies))
     else:
-        np.savetxt(args.out, energies, fmt="%.8g")
+        _write_atomically(out, lambda f: np.savetxt(f, energies, fmt="%.8g"))
     return 0
 
 
