@@ -349,3 +349,82 @@ def test_data_must_be_a_non_empty_uint8_array(tmp_path: Path, data: object, matc
     with pytest.raises(DataFormatError, match=match) as info:
         read_batch(path)
     assert str(path) in str(info.value)
+
+
+def _array_with_dtype_state(dtype_state: bytes) -> bytes:
+    """A protocol-2 pickle of ``np.zeros((1, 3072), uint8)`` whose dtype ``BUILD`` state is
+    the opcodes ``dtype_state`` (a tuple) instead of numpy's."""
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
+        b"(K\x01K\x01M\x00\x0c\x86cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R"
+        + dtype_state
+        + b"b\x89T\x00\x0c\x00\x00"
+        + bytes(3072)
+        + b"tb"
+    )
+
+
+NUMPY_DTYPE_STATE = b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
+
+
+def _batch_around(array_ops: bytes) -> bytes:
+    return PROTO2 + b"}(U\x04data" + array_ops + b"U\x06labels]K\x05au."
+
+
+def test_hand_made_array_pickle_loads(tmp_path: Path) -> None:
+    path = tmp_path / "batch"
+    path.write_bytes(_batch_around(_array_with_dtype_state(NUMPY_DTYPE_STATE)))
+    images, labels = read_batch(path)
+    assert images.shape == (1, 32, 32, 3)
+    assert int(images.sum()) == 0
+    assert labels.tolist() == [5]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        # flags -1: marks the uint8 dtype as holding Python objects (numpy then fails
+        # deep inside with a SystemError, or dereferences the pixel bytes)
+        b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",
+        b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x3ft",  # flags 63
+        b"(K\x03U\x01|NNNK\x08J\xff\xff\xff\xffK\x00t",  # elsize 8
+        b"(K\x03U\x01!NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",  # byte order '!'
+        b"K\x03",  # not a tuple
+    ],
+    ids=["flags-minus-1", "flags-63", "elsize", "endian", "not-a-tuple"],
+)
+def test_dtype_state_other_than_numpys_is_refused(tmp_path: Path, state: bytes) -> None:
+    path = tmp_path / "batch"
+    path.write_bytes(_batch_around(_array_with_dtype_state(state)))
+    with pytest.raises(DataFormatError, match="refusing a dtype state") as info:
+        read_batch(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("ops", "match"),
+    [
+        (b"cnumpy\nndarray\nK\x05\x85\x85R", "not callable"),  # ndarray((5,))
+        (b"cnumpy\ndtype\n]U\x01aU\x02f8\x86a\x85R", "must be a string"),  # dtype([("a", "f8")])
+        (b"cnumpy\ndtype\nU\x01OK\x00K\x01\x87R", "refusing dtype object"),
+        (b"cnumpy\ndtype\nU\x05u1,u1K\x00K\x01\x87R", "refusing dtype"),
+        (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nM\x00\x10\x85U\x01b\x87R", "_reconstruct"),
+        (b"]K\x01b", "refusing to set the state of a list"),
+        (b"cnumpy.core.numeric\n_frombuffer\n(U\x04abcdK\x01K\x01\x85U\x01CtR", "must be a numpy dtype"),
+    ],
+    ids=[
+        "ndarray-call",
+        "structured-spec",
+        "object-dtype",
+        "record-code",
+        "reconstruct-shape",
+        "build-list",
+        "frombuffer-dtype",
+    ],
+)
+def test_numpy_stand_ins_take_only_numpys_arguments(tmp_path: Path, ops: bytes, match: str) -> None:
+    path = tmp_path / "batch"
+    path.write_bytes(batch_with(ops))
+    with pytest.raises(DataFormatError, match=match) as info:
+        read_batch(path)
+    assert str(path) in str(info.value)

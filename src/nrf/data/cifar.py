@@ -3,9 +3,11 @@
 The official batches are Python pickles of a dict with ``b"data"`` (a uint8 numpy array
 of shape ``(10000, 3072)``) and ``b"labels"`` (a list of ints). A plain
 ``pickle.load`` would run any code a tampered file names, so :class:`RestrictedUnpickler`
-resolves only the few numpy globals needed to rebuild an array (and the codec that
-Python 3 uses for bytes in protocol 2, for the latin-1 codec only) and refuses everything
-else; the arrays it builds must have a numeric dtype.
+resolves only stand-ins for the few numpy functions needed to rebuild an array (and for
+the codec that Python 3 uses for bytes in protocol 2, latin-1 only), each accepting only
+the arguments numpy writes, and refuses every other global; it sets the state of arrays
+and dtypes only to what numpy writes for plain numeric ones (a crafted dtype state can
+mark uint8 data as holding Python objects, which numpy would then dereference).
 
 Before anything is built, :func:`check_pickle_structure` walks the opcode stream and
 refuses a pickle whose containers nest deeper than :data:`MAX_NESTING` levels or refer
@@ -15,13 +17,15 @@ checks that follow recurse without bound. The official batches nest about six le
 
 from __future__ import annotations
 
-import codecs
 import io
 import os
 import pickle
 import pickletools
+import struct
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,42 +39,160 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCHES = ("test_batch",)
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.numeric", "_frombuffer"),  # arrays pickled with protocol 5
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
 #: The deepest nesting of containers (lists, tuples, dicts, the parts of an array) accepted.
 MAX_NESTING = 32
 _MODIFIERS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"})
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_NUMERIC_KINDS = "biuf"
+_ENDIANS = ("<", ">", "|", "=")
 
 
-def _latin1_encode(obj: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+class _NDArrayClass:
+    """Stands for ``numpy.ndarray`` in a pickle: only :func:`_reconstruct` accepts it, so
+    the class itself is never called with the pickle's arguments."""
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NDArrayClass()
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(value: Any, what: str) -> str:
+    """``value`` (str, or bytes from a Python 2 pickle read with encoding="bytes") as str."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, str):
+        return value
+    raise pickle.UnpicklingError(f"{what} must be a string, got {type(value).__name__}")
+
+
+def _numeric_dtype(value: Any, what: str) -> np.dtype[Any]:
+    if not isinstance(value, np.dtype):
+        raise pickle.UnpicklingError(f"{what} must be a numpy dtype, got {type(value).__name__}")
+    if value.kind not in _NUMERIC_KINDS or value.fields is not None or value.subdtype is not None:
+        raise pickle.UnpicklingError(f"refusing dtype {value} (numeric arrays only)")
+    return value
+
+
+def _dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype[Any]:
+    """``numpy.dtype`` as pickles call it, for plain numeric type codes (``"u1"``) only;
+    always a new object, so a later ``BUILD`` never touches numpy's shared instances."""
+    code = _text(obj, "a dtype code")
+    try:
+        dtype = np.dtype(code)
+    except (TypeError, ValueError) as exc:
+        raise pickle.UnpicklingError(f"invalid dtype {_short(code)} ({exc})") from None
+    _numeric_dtype(dtype, "dtype")
+    return np.dtype(code, align=bool(align), copy=True)
+
+
+def _reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
+    """``numpy.core.multiarray._reconstruct`` as numpy's pickles call it: an empty
+    array that the following ``BUILD`` fills."""
+    if cls is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
+        raise pickle.UnpicklingError("refusing _reconstruct with other arguments than numpy writes")
+    return np.ndarray((0,), dtype="b")
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """``numpy.core.numeric._frombuffer`` (arrays pickled with protocol 5)."""
+    if isinstance(buf, pickle.PickleBuffer):
+        buf = buf.raw()
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise pickle.UnpicklingError(f"array buffer must be bytes, got {type(buf).__name__}")
+    layout = _text(order, "array order")
+    if layout not in ("C", "F"):
+        raise pickle.UnpicklingError(f"array order must be 'C' or 'F', got {_short(layout)}")
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise pickle.UnpicklingError(f"array shape must be a tuple of sizes, got {_short(shape)}")
+    flat = np.frombuffer(buf, dtype=_numeric_dtype(dtype, "array dtype"))
+    return flat.reshape(shape, order="C" if layout == "C" else "F")
+
+
+def _latin1_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles of bytes use it: latin-1 text only."""
-    if not isinstance(obj, str) or codecs.lookup(encoding).name != "iso8859-1":
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return obj.encode("latin-1", errors)
+    name = encoding.lower().replace("-", "").replace("_", "") if isinstance(encoding, str) else None
+    if not isinstance(obj, str) or name not in ("latin1", "iso88591", "l1") or errors != "strict":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {_short(encoding)}")
+    return obj.encode("latin-1")
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,  # arrays pickled with protocol 5
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _dtype,
+    ("_codecs", "encode"): _latin1_encode,  # bytes pickled by Python 3 with protocol 2
+}
+
+
+def _set_dtype_state(dtype: np.dtype[Any], state: Any) -> None:
+    """Apply the state numpy pickles for a plain dtype, ``(3, endian, None, None, None,
+    -1, -1, 0)`` (a 9th item, metadata, may be None); anything else is refused, since the
+    state can set fields, sizes and flags that make numpy misread memory."""
+    if not (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)):
+        raise pickle.UnpicklingError("refusing a dtype state other than numpy's for plain dtypes")
+    endian = _text(state[1], "dtype byte order")
+    plain = state[2:5] == (None, None, None) and state[5:8] == (-1, -1, 0) and state[8:] in ((), (None,))
+    if endian not in _ENDIANS or not plain:
+        raise pickle.UnpicklingError("refusing a dtype state other than numpy's for plain dtypes")
+    dtype.__setstate__((3, endian, None, None, None, -1, -1, 0))  # type: ignore[attr-defined]
+    _numeric_dtype(dtype, "dtype")
+
+
+def _set_array_state(array: np.ndarray, state: Any) -> None:
+    """Apply ``(version, shape, dtype, is_fortran, data bytes)`` to an empty array."""
+    if not (isinstance(state, tuple) and len(state) in (4, 5)):
+        raise pickle.UnpicklingError("refusing an array state other than numpy's")
+    shape, dtype, fortran, raw = state[-4:]
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise pickle.UnpicklingError(f"array shape must be a tuple of sizes, got {_short(shape)}")
+    _numeric_dtype(dtype, "array dtype")
+    if not isinstance(raw, (bytes, bytearray)):
+        raise pickle.UnpicklingError(f"array data must be bytes, got {type(raw).__name__}")
+    array.__setstate__((*state[:-4], shape, dtype, bool(fortran), raw))
+
+
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that only rebuilds plain containers, bytes, strings, numbers and
-    numeric numpy arrays; any other global (a class or function) raises
-    :class:`pickle.UnpicklingError`."""
+    numeric numpy arrays.
+
+    The globals it resolves are stand-ins for the numpy functions numpy's own pickles
+    call, checking their arguments (:data:`_GLOBALS`); ``BUILD`` is allowed only on an
+    array or a dtype, with the state numpy writes. Anything else raises
+    :class:`pickle.UnpicklingError`. It is the Python implementation of the unpickler, so
+    that ``BUILD`` can be checked.
+    """
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = pickle._Unpickler.dispatch.copy()
+    stack: list[Any]  # set by load()
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("_codecs", "encode"):  # bytes pickled by Python 3 with protocol 2
-            return _latin1_encode
-        if (module, name) in _ALLOWED_GLOBALS:
-            try:
-                return super().find_class(module, name)
-            except (ImportError, AttributeError) as exc:  # numpy.core vs numpy._core
-                raise pickle.UnpicklingError(f"cannot load global {module}.{name} ({exc})") from exc
+        if (module, name) in _GLOBALS:
+            return _GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is np.ndarray:
+            _set_array_state(target, state)
+        elif isinstance(target, np.dtype):
+            _set_dtype_state(target, state)
+        else:
+            raise pickle.UnpicklingError(f"refusing to set the state of a {type(target).__name__}")
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def check_pickle_structure(path: Path, data: bytes, max_nesting: int = MAX_NESTING) -> None:
@@ -169,19 +291,23 @@ def _longest_chain(path: Path, children: list[list[int]], max_nesting: int) -> N
 
 
 def restricted_load(path: str | os.PathLike[str]) -> Any:
-    """Unpickle ``path`` with :class:`RestrictedUnpickler` (latin-1 for Python 2 strings).
+    """Unpickle ``path`` with :class:`RestrictedUnpickler` (Python 2 strings as bytes).
 
     The opcode stream is checked by :func:`check_pickle_structure` first; any failure of
     the unpickler is a :class:`DataFormatError` naming the file.
     """
     p = Path(path)
     data = p.read_bytes()
-    check_pickle_structure(p, data)
     try:
-        obj = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+        with warnings.catch_warnings():  # protocol-0 strings with invalid escapes warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            check_pickle_structure(p, data)
+            obj = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except DataFormatError:
+        raise
     except (
         pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-        LookupError, OverflowError, MemoryError, RecursionError,
+        LookupError, OverflowError, MemoryError, RecursionError, struct.error,
     ) as exc:  # fmt: skip
         raise DataFormatError(p, f"not a valid CIFAR pickle batch ({type(exc).__name__}: {exc})") from None
     _check_numeric(p, obj)
