@@ -349,3 +349,14 @@ def test_sample_and_score_never_overwrite_an_existing_output(
     assert main(["score", str(run), "--input", str(rows), "--out", str(tmp_path / "e.csv")]) == 0
     assert len((tmp_path / "e.csv").read_text().splitlines()) == 4
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_best_metric_no_evaluator_gives_stops_the_run_at_the_first_evaluation(tmp_path: Path) -> None:
+    """It was ignored: checkpoints/best never appeared, silently."""
+    cfg = load_config(write_config(tmp_path, steps=20, eval_every=10), ["train.best_metric='fid'"])
+    with pytest.raises(ValueError, match=r"train.best_metric: 'fid' is not a metric .*covered_modes"):
+        train(cfg)
+    run = tmp_path / "runs" / "tiny"
+    assert ckpt.list_checkpoints(run / "checkpoints")  # resumable with another best_metric
+    resume(run, ["train.best_metric='covered_modes'"])
+    assert ckpt.is_checkpoint(run / "checkpoints" / "best")

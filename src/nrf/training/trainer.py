@@ -194,23 +194,31 @@ class Trainer(Callback):
         """Run the evaluators (rank 0) on the model kept (the parameter average when
         ``train.ema`` is set), log their metrics, keep ``checkpoints/best``."""
         metrics: dict[str, float] = {}
-        improved = False
-        if self.dist.is_main and self.evaluators:
-            gen = torch.Generator(device=self.device).manual_seed(self.cfg.run.seed * 7919 + self.step)
-            self.objective.eval()
-            try:
-                with self.loop.averaged():
-                    for evaluator in self.evaluators:
-                        metrics.update(evaluator(self.objective, self.step, self.run_dir, gen))
-            finally:
-                self.objective.train()
-            self._log({"phase": "eval", "step": self.step, "epoch": self.loop.order.epoch, **metrics})
+        improved, problem = False, None
+        if self.dist.is_main:
+            if self.evaluators:
+                gen = torch.Generator(device=self.device).manual_seed(self.cfg.run.seed * 7919 + self.step)
+                self.objective.eval()
+                try:
+                    with self.loop.averaged():
+                        for evaluator in self.evaluators:
+                            metrics.update(evaluator(self.objective, self.step, self.run_dir, gen))
+                finally:
+                    self.objective.train()
+                self._log({"phase": "eval", "step": self.step, "epoch": self.loop.order.epoch, **metrics})
             key, mode = self.cfg.train.best_metric, self.cfg.train.best_mode
-            if key is not None and key in metrics:
+            if key is not None and key not in metrics:
+                problem = ValueError(
+                    f"train.best_metric: {key!r} is not a metric of this run's evaluators (they give "
+                    f"{sorted(metrics)}); resume with --set train.best_metric=... (one of them)"
+                )
+            elif key is not None:
                 value = metrics[key]
                 improved = self.best is None or (value > self.best if mode == "max" else value < self.best)
                 if improved:
                     self.best = value
+        if any_rank(problem is not None, self.dist):
+            raise problem or ValueError("train.best_metric: not a metric of this run's evaluators")
         if any_rank(improved, self.dist):  # every rank joins the save (it gathers their states)
             self.save(self.layout.best)
         return metrics
