@@ -490,3 +490,12 @@ def test_bad_fit_rows(tmp_path: Path, table: Table, fit_rows: object, match: str
     write_csv(tmp_path / "kddcup99", table.lines)
     with pytest.raises(ValueError, match=match):
         load_kddcup99(tmp_path, scale="rows", fit_rows=fit_rows)  # type: ignore[arg-type]
+
+
+def test_no_inlier_rows_to_scale_with(tmp_path: Path, table: Table) -> None:
+    lines = [line.rpartition(",")[0] + ",normal." for line in table.lines]
+    path = write_csv(tmp_path / "kddcup99", lines)
+    with pytest.raises(DataFormatError, match="no inlier rows to scale with") as info:
+        load_kddcup99(tmp_path)
+    assert str(path) in str(info.value)
+    assert load_kddcup99(tmp_path, scale="all").labels.sum() == N_ROWS

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -162,10 +163,30 @@ def test_files_that_are_not_npy(tmp_path: Path, kind: str) -> None:
     assert str(info.value).startswith(f"data.path: {path}: ")
 
 
-def test_nan_is_left_to_the_finiteness_check(tmp_path: Path) -> None:
-    path = save(tmp_path / "d.npy", np.array([[1.0, np.nan], [2.0, 3.0]]))
-    with pytest.raises(ValueError, match=r"1 non-finite values .* row"):
+def test_non_finite_values_name_the_file(tmp_path: Path) -> None:
+    path = save(tmp_path / "d.npy", np.array([[1.0, 2.0], [2.0, np.nan]]))
+    with pytest.raises(
+        ValueError, match=r"1 non-finite values \(NaN or inf\); the first is in row 1"
+    ) as info:
         load_training_data(DataSection(name="npy", path=str(path)), seed=0)
+    assert str(info.value).startswith(f"data.path {path} holds ")
+    rows = write_text(tmp_path / "d.csv", "1,2\n1e999,3\n")  # parses as inf
+    with pytest.raises(ValueError, match="non-finite") as info:
+        load_training_data(csv_section(rows), seed=0)
+    assert str(rows) in str(info.value)
+
+
+def test_python2_npy_header_loads_without_a_warning(tmp_path: Path) -> None:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3L, 2L), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    path = tmp_path / "d.npy"
+    path.write_bytes(
+        b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + np.arange(6.0).tobytes()
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load_training_data(DataSection(name="npy", path=str(path)), seed=0)
+    assert data.train.shape == (3, 2)
 
 
 @pytest.mark.parametrize("limit", [0, -1, -100])

@@ -349,6 +349,11 @@ def load_kddcup99(
     mask: np.ndarray | None
     if scale == "inliers":
         mask = labels == 0
+        if not mask.any():
+            raise DataFormatError(
+                path,
+                f"every row is {ANOMALY_LABEL!r}: no inlier rows to scale with (scale='inliers')",
+            )
     elif scale == "rows":
         mask = _fit_rows(fit_rows, len(labels))
     else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import math
 import tokenize
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,12 @@ def read_npy(path: Path) -> np.ndarray:
         if version not in ((1, 0), (2, 0)):
             raise DataFormatError(path, f"unsupported .npy format version {version[0]}.{version[1]}")
         try:
-            if version == (1, 0):
-                shape, fortran_order, dtype = fmt.read_array_header_1_0(f)
-            else:
-                shape, fortran_order, dtype = fmt.read_array_header_2_0(f)
+            with warnings.catch_warnings():  # numpy's note on headers written by Python 2
+                warnings.simplefilter("ignore", UserWarning)
+                if version == (1, 0):
+                    shape, fortran_order, dtype = fmt.read_array_header_1_0(f)
+                else:
+                    shape, fortran_order, dtype = fmt.read_array_header_2_0(f)
         except _HEADER_ERRORS as exc:
             raise DataFormatError(path, f"invalid .npy header ({type(exc).__name__}: {exc})") from None
         payload = f.read()

@@ -48,7 +48,7 @@ def _read_file(kind: str, path: str | None) -> np.ndarray:
 
     A 1-D array is read as one value per row (the caller makes it ``(n, 1)``). Any
     problem with the file raises :class:`ConfigError` naming ``data.path`` and the file;
-    NaN and inf are left to :func:`check_finite`.
+    NaN and inf raise :func:`check_finite`'s ``ValueError``, naming the file too.
     """
     if path is None:
         raise ConfigError(f"data.path: required for data.name = {kind!r}")
@@ -56,9 +56,11 @@ def _read_file(kind: str, path: str | None) -> np.ndarray:
     if not p.is_file():
         raise ConfigError(f"data.path: file not found: {p}")
     try:
-        return read_rows(p, kind, min_ndim=1, finite=False)
+        arr = read_rows(p, kind, min_ndim=1, finite=False)
     except DataFormatError as exc:
         raise ConfigError(f"data.path: {exc}") from None
+    check_finite(f"data.path {p}", torch.from_numpy(arr))
+    return arr
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
