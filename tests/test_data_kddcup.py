@@ -499,3 +499,20 @@ def test_no_inlier_rows_to_scale_with(tmp_path: Path, table: Table) -> None:
         load_kddcup99(tmp_path)
     assert str(path) in str(info.value)
     assert load_kddcup99(tmp_path, scale="all").labels.sum() == N_ROWS
+
+
+def test_data_unknown_reaches_the_loader_from_a_run_config(tmp_path: Path, table: Table) -> None:
+    from nrf.registry import ConfigError
+    from nrf.training.config import Config, DataSection, validate
+    from nrf.training.data import load_training_data
+
+    write_csv(tmp_path / "kddcup99", set_field(table.lines, 7, "service", "aol"))
+    section = DataSection(name="kddcup99", root=str(tmp_path))
+    with pytest.raises(DataFormatError, match="'aol'"):
+        load_training_data(section, 0)
+    section.unknown = "ignore"
+    with pytest.warns(UserWarning, match="outside the known categories"):
+        data = load_training_data(section, 0)
+    assert data.train.shape[1] == 118
+    with pytest.raises(ConfigError, match=r"data.unknown: expected 'error' or 'ignore', got 'skip'"):
+        validate(Config(data=DataSection(name="kddcup99", unknown="skip")))

@@ -56,6 +56,7 @@ class DataSection:
     scale: str = "unit"
     validation_fraction: float = 0.0
     limit: int | None = None
+    unknown: str = "error"  # kddcup99: a category outside the data set's lists ("error" / "ignore")
 
 
 @dataclass
@@ -295,6 +296,8 @@ def validate(cfg: Config) -> Config:
 
     if cfg.data.name not in NAMES:
         raise ConfigError(f"data.name: expected one of {list(NAMES)}, got {cfg.data.name!r}")
+    if cfg.data.unknown not in ("error", "ignore"):
+        raise ConfigError(f"data.unknown: expected 'error' or 'ignore', got {cfg.data.unknown!r}")
     resolve_components(cfg)
     return cfg
 

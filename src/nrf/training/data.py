@@ -103,7 +103,7 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
         x = torch.from_numpy(_scale_images(images, peak, section.scale).copy())
         labels, kind = torch.from_numpy(data.labels.astype(np.int64)), "images"
     elif section.name == "kddcup99":
-        kdd = load_kddcup99(section.root)
+        kdd = load_kddcup99(section.root, unknown=section.unknown)
         x, labels = torch.from_numpy(kdd.features), torch.from_numpy(kdd.labels)
     else:
         x = torch.from_numpy(_read_file(section.name, section.path))
