@@ -77,15 +77,18 @@ def _edit_state(folder: Path, rng: random.Random) -> str:
 
 
 def _outcome(action: Callable[[], Any], names: str, what: str) -> str:
-    """``"ok"`` or ``"refused"``; anything but a clear error naming ``names`` fails the test."""
+    """``"ok"``, ``"fell back"`` (a checkpoint skipped with a warning naming it) or
+    ``"refused"``; anything but a clear error naming ``names`` fails the test."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
             action()
     except (ValueError, OSError) as exc:  # CheckpointError and ConfigError are ValueErrors
         message = str(exc)
     else:
-        return "ok"
+        skipped = [w for w in caught if str(w.message).startswith("skipping")]
+        assert all(names in str(w.message) for w in skipped), [str(w.message) for w in skipped]
+        return "fell back" if skipped else "ok"
     assert names in message, f"{what}: the error does not name {names}: {message}"
     return "refused"
 
@@ -96,7 +99,7 @@ def test_fuzzed_detector_saves(tmp_path: Path) -> None:
     base = tmp_path / "base"
     det.save(base)
     rng = random.Random(7)
-    counts = {"ok": 0, "refused": 0}
+    counts = {"ok": 0, "fell back": 0, "refused": 0}
     for i in range(150):
         case = tmp_path / f"c{i}"
         case.mkdir()
@@ -122,7 +125,7 @@ def test_fuzzed_run_folders(tmp_path: Path) -> None:
     newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
     pristine = {name: (newest / name).read_bytes() for name in (ckpt.TENSORS, ckpt.STATE)}
     rng = random.Random(11)
-    counts = {"ok": 0, "refused": 0}
+    counts = {"ok": 0, "fell back": 0, "refused": 0}
     for i in range(60):
         for name, data in pristine.items():
             (newest / name).write_bytes(data)
@@ -132,4 +135,4 @@ def test_fuzzed_run_folders(tmp_path: Path) -> None:
         else:  # resume: from this checkpoint, or from the older one with a warning, or an error
             counts[_outcome(lambda: resume(run, ["train.steps=10"]), str(run), what)] += 1
             newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
-    assert counts["ok"] + counts["refused"] == 60
+    assert counts["fell back"] >= 15, counts  # edits of the fields a resume or a model needs
