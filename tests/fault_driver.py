@@ -1,5 +1,6 @@
-"""Run an ``nrf`` command that kills itself (SIGKILL) at the ``k``-th call of a file-system
-primitive of checkpoint writing: ``python fault_driver.py POINT K nrf-args...``.
+"""Make this process kill itself (SIGKILL) at the ``k``-th call of a file-system primitive
+of checkpoint writing: :func:`arm` (used in forked children by ``test_faults.py``), or
+``python fault_driver.py POINT K nrf-args...`` to run an ``nrf`` command that way.
 
 ``POINT`` is ``replace`` (before a rename), ``fsync`` (before a flush to disk),
 ``save_file`` (after the tensor file is written, before its state.json) or ``none``.
@@ -13,7 +14,7 @@ import sys
 from typing import Any
 
 
-def _arm(point: str, k: int) -> None:
+def arm(point: str, k: int) -> None:
     import safetensors.torch
 
     from nrf.training import checkpoint
@@ -54,7 +55,7 @@ def _arm(point: str, k: int) -> None:
 
 
 if __name__ == "__main__":
-    _arm(sys.argv[1], int(sys.argv[2]))
+    arm(sys.argv[1], int(sys.argv[2]))
     from nrf.cli.main import main
 
     sys.exit(main(sys.argv[3:]))
