@@ -41,7 +41,8 @@ def test_truncated_or_tampered_checkpoints_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ckpt.CheckpointError, match="truncated or altered"):
         ckpt.load_checkpoint(bad)
     # The newest *valid* checkpoint is used instead.
-    found = ckpt.latest_valid(root)
+    with pytest.warns(UserWarning, match=r"skipping checkpoint .*step-00000002: .*truncated or altered"):
+        found = ckpt.latest_valid(root)
     assert found is not None
     assert found[0] == good
     tampered = bytearray((good / ckpt.TENSORS).read_bytes())

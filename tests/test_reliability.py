@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -319,6 +320,14 @@ def test_resume_with_other_networks_is_a_one_line_error(
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert _records(run)[-1].get("event") != "resume"
+    config = run / "config.toml"
+    edited = re.sub(r"hidden = \[[^\]]*\]", "hidden = [16, 24]", config.read_text())
+    assert edited != config.read_text()
+    config.write_text(edited)
+    assert main(["resume", str(run), "--set", "train.steps=20"]) == 1  # an edited network
+    err = capsys.readouterr().err
+    assert "do not match the ones the config builds" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_checkpoint_dir_in_use_is_refused(tmp_path: Path) -> None:
