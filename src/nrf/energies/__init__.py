@@ -7,9 +7,11 @@ from nrf.energies.compose import ChainMeanEnergy, SumEnergy, TemperedEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
+from nrf.energies.rbm import RBM
 
 __all__ = [
     "POTENTIALS",
+    "RBM",
     "BatchedMLPEnergy",
     "ChainMeanEnergy",
     "ConvEnergy",

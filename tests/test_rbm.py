@@ -1,0 +1,108 @@
+"""RBM energies: free energy, conditionals, centering and the exact partition function
+against enumeration."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from nrf.energies import RBM
+
+
+def _rbm(visible: str, n_visible: int = 4, n_hidden: int = 3, seed: int = 0) -> RBM:
+    g = torch.Generator().manual_seed(seed)
+    rbm = RBM(n_visible, n_hidden, visible, weight_std=0.7, generator=g).double()
+    with torch.no_grad():
+        rbm.visible_bias.copy_(torch.randn(n_visible, generator=g))
+        rbm.hidden_bias.copy_(torch.randn(n_hidden, generator=g))
+        if visible == "gaussian":
+            rbm.log_var.copy_(0.3 * torch.randn(n_visible, generator=g))
+    return rbm
+
+
+def _hidden_states(n: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=torch.float64)
+
+
+def _rows(visible: str, n: int, d: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(5)
+    if visible == "gaussian":
+        return torch.randn(n, d, generator=g, dtype=torch.float64)
+    return torch.bernoulli(torch.full((n, d), 0.5, dtype=torch.float64), generator=g)
+
+
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("centred", [False, True])
+def test_free_energy_and_hidden_conditional_match_enumeration(visible: str, centred: bool) -> None:
+    rbm = _rbm(visible)
+    if centred:
+        rbm.set_offsets(
+            torch.full((4,), 0.3, dtype=torch.float64), torch.full((3,), 0.6, dtype=torch.float64)
+        )
+    v = _rows(visible, 7, 4)
+    hs = _hidden_states(3)
+    joint = torch.stack([rbm.joint_energy(v, h.expand(7, 3)) for h in hs], 1)  # (7, 8)
+    torch.testing.assert_close(rbm(v), -torch.logsumexp(-joint, 1))
+    posterior = torch.softmax(-joint, 1)
+    torch.testing.assert_close(rbm.hidden_probs(v), posterior @ hs)
+    beta = torch.tensor([0.5, 1.0, 2.0, 0.1, 1.0, 3.0, 0.7], dtype=torch.float64)
+    tempered = torch.softmax(-beta[:, None] * joint, 1)
+    torch.testing.assert_close(rbm.hidden_probs(v, beta), tempered @ hs)
+
+
+def test_bernoulli_visible_conditional_and_exact_log_partition() -> None:
+    rbm = _rbm("bernoulli")
+    rbm.set_offsets(torch.full((4,), 0.2, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64))
+    vs, hs = _hidden_states(4), _hidden_states(3)
+    torch.testing.assert_close(rbm.log_partition(), torch.logsumexp(-rbm(vs), 0))
+    h = hs[5:6]
+    joint = rbm.joint_energy(vs, h.expand(16, 3))
+    p = torch.softmax(-joint, 0)
+    torch.testing.assert_close(rbm.visible_mean(h)[0], p @ vs)
+    torch.testing.assert_close(rbm.visible_mean(h, 2.0)[0], torch.softmax(-2 * joint, 0) @ vs)
+
+
+def test_gaussian_visible_conditional_and_log_partition() -> None:
+    rbm = _rbm("gaussian")
+    h = _hidden_states(3)
+    g = torch.Generator().manual_seed(2)
+    draws = torch.stack([rbm.sample_visible(h, 0.5, generator=g) for _ in range(4000)])  # (4000, 8, 4)
+    mean, var = rbm.visible_input(h), rbm.variance / 0.5
+    se = (var / 4000).sqrt()
+    assert ((draws.mean(0) - mean).abs() < 5 * se).all()
+    assert ((draws.var(0) / var - 1).abs() < 0.15).all()
+    # log Z by importance sampling with a wide Gaussian proposal, against the closed form
+    q = torch.distributions.Normal(
+        torch.zeros(4, dtype=torch.float64), torch.full((4,), 3.0, dtype=torch.float64)
+    )
+    x = q.sample(torch.Size([400_000]))
+    with torch.no_grad():
+        log_w = -rbm(x) - q.log_prob(x).sum(-1)
+        estimate = torch.logsumexp(log_w, 0) - math.log(x.shape[0])
+        assert abs(float(estimate - rbm.log_partition())) < 0.02
+
+
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_moving_the_offsets_keeps_the_distribution(visible: str) -> None:
+    rbm = _rbm(visible)
+    v = _rows(visible, 6, 4)
+    before = -rbm(v) - rbm.log_partition()
+    rbm.set_offsets(torch.rand(4, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
+    torch.testing.assert_close(-rbm(v) - rbm.log_partition(), before)
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="visible"):
+        RBM(3, 2, "poisson")
+    with pytest.raises(ValueError, match="n_hidden"):
+        RBM(3, 0)
+    rbm = RBM(3, 25)
+    with pytest.raises(ValueError, match=r"n_hidden = 25 > max_hidden = 20"):
+        rbm.log_partition()
+    with pytest.raises(ValueError, match="beta has 2 entries for 3 rows"):
+        rbm.hidden_probs(torch.zeros(3, 3), torch.ones(2))
+    with pytest.raises(ValueError, match=r"expects input of shape \(batch, 3\)"):
+        rbm(torch.zeros(2, 4))
