@@ -2,6 +2,7 @@
 the one training loop (:mod:`nrf.training.loop`)."""
 
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
+from nrf.objectives.beam import BEAM, nearest_neighbour_critic
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.objectives.exclusive_nrf import ExclusiveNRF
 from nrf.objectives.gan import GAN
@@ -9,6 +10,7 @@ from nrf.objectives.inclusive_nrf import InclusiveNRF
 from nrf.objectives.wgan_gp import WGANGP
 
 __all__ = [
+    "BEAM",
     "GAN",
     "OBJECTIVES",
     "WGANGP",
@@ -17,4 +19,5 @@ __all__ = [
     "InclusiveNRF",
     "Objective",
     "StepContext",
+    "nearest_neighbour_critic",
 ]

@@ -14,7 +14,10 @@ the last term being IGEBM's energy-magnitude regularizer (``alpha``, 0 by defaul
 Negatives start from:
 
 * ``"data"``: the batch itself (CD-k, Hinton 2002);
-* ``"persistent"``: the previous negatives (PCD, Tieleman 2008), one chain per batch row;
+* ``"persistent"``: the previous negatives (PCD, Tieleman 2008): the sampler's whole chain
+  state (e.g. a Gibbs sampler's hidden units, a driven sampler's inverse temperatures)
+  continues across updates and checkpoints; one chain per batch row, or ``n_particles``
+  fantasy particles started at random rows of the first batch;
 * ``"buffer"``: a replay buffer with 5 % re-initialization (IGEBM);
 * ``"noise"``: fresh uniform noise in the data's range (short-run MCMC).
 """
@@ -29,8 +32,9 @@ from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int, check_probability
 from nrf.data.batch import Batch
+from nrf.nn.ensemble import ensemble_size
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
-from nrf.samplers import ReplayBuffer, Sampler, run
+from nrf.samplers import ChainState, ReplayBuffer, Sampler, run
 from nrf.targets import BoltzmannTarget, Target
 
 STARTS = ("data", "persistent", "buffer", "noise")
@@ -52,9 +56,13 @@ class ContrastiveDivergence(Objective):
         Weight of the energy-magnitude regularizer.
     noise_range:
         ``(low, high)`` of the uniform noise for ``"noise"`` / ``"buffer"`` starts.
+    n_particles:
+        With ``start="persistent"``: the number of persistent chains (default: one per
+        batch row).
     target:
         Builds the density the negative chains follow from the energy (default: the
-        Boltzmann density exp(-E(x)); e.g. ``lambda e: BoltzmannTarget(e, temperature=2)``).
+        Boltzmann density exp(-E(x)); e.g. ``lambda e: BoltzmannTarget(e, temperature=2)``,
+        or ``RBMTarget`` for Gibbs samplers on an RBM).
     """
 
     def __init__(
@@ -68,6 +76,7 @@ class ContrastiveDivergence(Objective):
         buffer_size: int = 10000,
         reinit_prob: float = 0.05,
         noise_range: tuple[float, float] = (-1.0, 1.0),
+        n_particles: int | None = None,
         target: Callable[[nn.Module], Target] = BoltzmannTarget,
     ) -> None:
         super().__init__()
@@ -82,7 +91,16 @@ class ContrastiveDivergence(Objective):
             raise ValueError(f"noise_range must be (low, high) with low < high, got {noise_range!r}")
         self.noise_range = (float(lo), float(hi))
         self.event_shape: tuple[int, ...] | None = None
-        self._persistent: torch.Tensor | None = None
+        if n_particles is not None:
+            if start != "persistent":
+                raise ValueError(f"n_particles is an option of start='persistent', not start={start!r}")
+            check_positive_int("n_particles", n_particles)
+            if ensemble_size(energy) > 1:
+                raise ValueError(
+                    "n_particles: persistent chains of their own are not available for ensembles"
+                )
+        self.n_particles = n_particles
+        self._chains: ChainState | None = None
         self.buffer_size = check_positive_int("buffer_size", buffer_size)
         self.reinit_prob = check_probability("reinit_prob", reinit_prob)
         self.buffer = ReplayBuffer(buffer_size, self._noise, reinit_prob) if start == "buffer" else None
@@ -108,27 +126,41 @@ class ContrastiveDivergence(Objective):
             return batch
         if self.start == "noise":
             return self._noise(n, generator)
-        if self.start == "persistent":
-            if self._persistent is None or self._persistent.shape[0] != n:
-                self._persistent = batch.clone()
-            return self._persistent
         assert self.buffer is not None
         return self.buffer.sample(n, generator)
 
-    def negatives(self, start: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Run ``k`` sampler transitions from ``start`` and return the final states."""
+    def chains(self, batch: torch.Tensor, generator: torch.Generator | None) -> ChainState:
+        """The persistent chains (started on ``batch`` when there are none, or when their
+        number no longer matches a batch they follow row for row)."""
+        wanted = batch.shape[0] if self.n_particles is None else self.n_particles
+        if self._chains is None or self._chains.x.shape[0] != wanted:
+            if self.n_particles is None:
+                start = batch.clone()
+            else:
+                rows = torch.randint(batch.shape[0], (wanted,), generator=generator, device=batch.device)
+                start = batch[rows].clone()
+            self._chains = self.sampler.init(start)
+        return self._chains
+
+    def negatives(self, start: torch.Tensor | ChainState, generator: torch.Generator | None) -> torch.Tensor:
+        """Run ``k`` sampler transitions from ``start`` (positions, or a chain state that is
+        continued and kept) and return the final positions."""
         target = self.target_factory(self.energy)
-        state, _ = run(self.sampler, target, self.sampler.init(start), self.k, generator=generator)
+        state = start if isinstance(start, ChainState) else self.sampler.init(start)
+        state, _ = run(self.sampler, target, state, self.k, generator=generator)
+        if isinstance(start, ChainState):
+            self._chains = state
         return state.x.detach()
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         x = batch.x
         if self.event_shape is None:
             self.event_shape = tuple(x.shape[1:])
-        x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
         if self.start == "persistent":
-            self._persistent = x_neg
-        elif self.buffer is not None:
+            x_neg = self.negatives(self.chains(x, ctx.generator), ctx.generator)
+        else:
+            x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
+        if self.buffer is not None:
             self.buffer.push(x_neg)
         e_data = self.energy(x)
         e_neg = self.energy(x_neg)
@@ -152,8 +184,8 @@ class ContrastiveDivergence(Objective):
         out: dict[str, Any] = {}
         if self.event_shape is not None:
             out["event_shape"] = list(self.event_shape)
-        if self._persistent is not None:
-            out["persistent"] = self._persistent
+        if self._chains is not None:
+            out.update({f"chains.{k}": v for k, v in self._chains.state_dict().items()})
         if self.buffer is not None:
             out.update({f"buffer.{k}": v for k, v in self.buffer.state_dict().items()})
         return out
@@ -161,7 +193,15 @@ class ContrastiveDivergence(Objective):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "event_shape" in state:
             self.event_shape = tuple(int(v) for v in state["event_shape"])
-        self._persistent = state.get("persistent")
+        chains = {k[len("chains.") :]: v for k, v in state.items() if k.startswith("chains.")}
+        if chains:
+            n = int(chains["n_position"])
+            self._chains = self.sampler.init(tuple(chains[f"position.{i}"] for i in range(n)))
+            self._chains.load_state_dict(chains)
+        elif isinstance(state.get("persistent"), torch.Tensor):  # written before chain states were kept
+            self._chains = self.sampler.init(state["persistent"])
+        else:
+            self._chains = None
         if self.buffer is not None:
             self.buffer.load_state_dict(
                 {k[len("buffer.") :]: v for k, v in state.items() if k.startswith("buffer.")}

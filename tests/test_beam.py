@@ -1,0 +1,114 @@
+"""BEAM: the nearest-neighbour critics, the adversarial gradient as a covariance under the
+model, the warm-up, and persistent fantasy particles that survive a checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from nrf.data import Batch
+from nrf.energies import RBM
+from nrf.objectives import BEAM, ContrastiveDivergence, nearest_neighbour_critic
+from nrf.samplers import Langevin
+from nrf.targets import BoltzmannTarget
+from nrf.training.loop import Loop
+
+
+def _rbm(seed: int = 0) -> RBM:
+    return RBM(2, 6, "gaussian", weight_std=0.5, generator=torch.Generator().manual_seed(seed))
+
+
+def _loop(objective: Any, rows: torch.Tensor, steps: int) -> Loop:
+    return Loop(
+        objective, Batch(rows), {"energy": {"name": "adam", "lr": 1e-2}}, batch_size=32, steps=steps,
+        generator=torch.Generator().manual_seed(1), data_generator=torch.Generator().manual_seed(2),
+    )  # fmt: skip
+
+
+def test_nearest_neighbour_critics() -> None:
+    data = torch.tensor([[0.0], [0.1], [0.2]])
+    model = torch.tensor([[4.0], [5.1], [5.2]])
+    x = torch.tensor([[0.05], [5.15], [2.3]])
+    t = nearest_neighbour_critic(x, data, model, k=3, weighted=False)
+    # 2.3: its neighbours 4.0 (model, 1.7 away), 0.2 and 0.1 (data, 2.1 and 2.2 away)
+    torch.testing.assert_close(t, torch.tensor([1.0, -1.0, 2 * (2 / 3) - 1]))
+    w = 1 / (torch.tensor([1.7, 2.1, 2.2]) + 1e-3)  # 2 sum_data w / sum_all w - 1, w = 1 / (d + eps)
+    weighted = nearest_neighbour_critic(x[2:], data, model, k=3, eps=1e-3)
+    torch.testing.assert_close(weighted, 2 * (w[1:].sum() / w.sum()).reshape(1) - 1)
+    with pytest.raises(ValueError, match=r"k must be in \[1, 6\]"):
+        nearest_neighbour_critic(x, data, model, k=7)
+
+
+def test_adversarial_surrogate_gradient_is_the_covariance_under_the_model() -> None:
+    """d/dtheta of (1 - gamma) mean((T - mean T) F) is (1 - gamma) Cov[T, dF/dtheta], the
+    negative of Eq. 13's dA/dtheta = Cov[T, -dF/dtheta]."""
+    rbm = _rbm()
+    v = torch.randn(40, 2, generator=torch.Generator().manual_seed(3))
+    t = torch.rand(40, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    surrogate = ((t - t.mean()) * rbm(v)).mean()
+    (grad,) = torch.autograd.grad(surrogate, rbm.weight)
+    per_row = torch.stack([torch.autograd.grad(rbm(v[i : i + 1]).sum(), rbm.weight)[0] for i in range(40)])
+    cov = ((t - t.mean())[:, None, None] * (per_row - per_row.mean(0))).mean(0)
+    torch.testing.assert_close(grad, cov)
+
+
+def test_warmup_is_maximum_likelihood_then_the_critic_joins() -> None:
+    rows = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.3 + 1.0
+    beam = BEAM(_rbm(), Langevin(0.01), k=3, gamma=0.25, warmup=3, target=BoltzmannTarget)
+    loop = _loop(beam, rows, 6)
+    gammas: list[float] = []
+
+    class Record:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *a, **k: None
+
+        def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
+            gammas.append(metrics["gamma"])
+            assert ("critic" in metrics) == (metrics["gamma"] < 1)
+
+    loop.run([Record()])  # type: ignore[list-item]
+    assert gammas == [1.0, 1.0, 1.0, 0.25, 0.25, 0.25]
+
+
+def test_beam_refuses_an_energy_without_hidden_units() -> None:
+    from nrf.energies import MLPEnergy
+
+    with pytest.raises(ValueError, match=r"features='hidden' needs an energy with hidden_probs"):
+        BEAM(MLPEnergy((2,), hidden=(8,), norm="none"), Langevin(0.01), target=BoltzmannTarget)
+    BEAM(
+        MLPEnergy((2,), hidden=(8,), norm="none"), Langevin(0.01), features="visible", target=BoltzmannTarget
+    )
+
+
+@pytest.mark.parametrize("kind", ["pcd", "beam"])
+def test_fantasy_particles_survive_a_checkpoint(kind: str) -> None:
+    """Persistent chains are the whole chain state; a run continued from a checkpoint takes
+    the same steps as one that never stopped."""
+    rows = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.3 + 1.0
+
+    def objective() -> ContrastiveDivergence:
+        if kind == "pcd":
+            return ContrastiveDivergence(_rbm(), Langevin(0.01), k=3, start="persistent", n_particles=20)
+        return BEAM(_rbm(), Langevin(0.01), k=3, gamma=0.5, warmup=2, n_particles=20, target=BoltzmannTarget)
+
+    straight = _loop(objective(), rows, 8)
+    straight.run()
+    first = _loop(objective(), rows, 8)
+    first.run(until=4)
+    tensors, meta = first.checkpoint()
+    second = _loop(objective(), rows, 8)
+    second.restore_checkpoint(tensors, meta)
+    second.run()
+    for a, b in zip(straight.objective.parameters(), second.objective.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    chains = straight.objective._chains
+    assert chains is not None
+    assert chains.x.shape == (20, 2)
+    assert torch.equal(chains.x, second.objective._chains.x)  # type: ignore[union-attr]
+
+
+def test_n_particles_is_an_option_of_persistent_chains() -> None:
+    with pytest.raises(ValueError, match="n_particles is an option of start='persistent'"):
+        ContrastiveDivergence(_rbm(), Langevin(0.01), start="data", n_particles=10)
