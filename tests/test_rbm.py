@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,30 @@ def test_bad_arguments_are_named() -> None:
         rbm.hidden_probs(torch.zeros(3, 3), torch.ones(2))
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 3\)"):
         rbm(torch.zeros(2, 4))
+
+
+def test_image_shaped_rbm_takes_images_and_returns_them() -> None:
+    from nrf.energies import paper_potential
+
+    rbm = paper_potential("rbm", n_hidden=16)
+    assert (rbm.n_visible, rbm.event_shape) == (784, (1, 28, 28))
+    v = torch.bernoulli(torch.full((3, 1, 28, 28), 0.3), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(rbm(v), rbm(v.flatten(1)))
+    h = rbm.sample_hidden(v, generator=torch.Generator().manual_seed(1))
+    assert rbm.sample_visible(h, generator=torch.Generator().manual_seed(2)).shape == (3, 1, 28, 28)
+    assert rbm.visible_mean(h).shape == (3, 1, 28, 28)
+    assert paper_potential("rbm", n_visible=2, n_hidden=10, visible="gaussian").event_shape == (2,)
+    with pytest.raises(ValueError, match=r"event_shape \(1, 5, 5\) holds 25 values, n_visible = 784"):
+        RBM(784, 10, event_shape=(1, 5, 5))
+
+
+def test_binary_image_scales() -> None:
+    from nrf.training.data import _scale_images
+
+    images = np.array([[[0, 100, 128, 255]]], dtype=np.uint8)
+    np.testing.assert_array_equal(_scale_images(images, 255.0, "binary"), [[[0.0, 0.0, 1.0, 1.0]]])
+    many = np.full((2000, 1, 1), 64, dtype=np.uint8)
+    a = _scale_images(many, 255.0, "binary-stochastic", seed=3)
+    assert set(np.unique(a)) <= {0.0, 1.0}
+    assert abs(a.mean() - 64 / 255) < 4 * np.sqrt(0.25 * 0.75 / 2000)
+    np.testing.assert_array_equal(a, _scale_images(many, 255.0, "binary-stochastic", seed=3))

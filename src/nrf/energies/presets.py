@@ -9,6 +9,8 @@ mnist      MLP 784-1000-500-250-250-250-1, leaky ReLU 0.2, weight norm Table VII
 cifar      9-layer conv net, leaky ReLU 0.2, weight norm               Table IX
 sngan-cnn  SNGAN standard CNN with spectral norm                       SNGAN Table 3
 sngan-res  SNGAN ResNet with spectral norm                             SNGAN Table 4
+rbm        RBM 784-500 on 1 x 28 x 28 images, Bernoulli visible units    BEAM / Salakhutdinov
+           (``visible``, ``n_visible``, ``n_hidden`` overridable)       & Murray 2008
 =========  ==========================================================  =====================
 
 Weight-normalized presets need :func:`nrf.nn.data_dependent_init` on a batch of data
@@ -24,8 +26,9 @@ from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
+from nrf.energies.rbm import RBM
 
-POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res")
+POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res", "rbm")
 _MLP_ARGS: dict[str, dict[str, Any]] = {
     "gmm": {"hidden": (100, 100), "activation": "leaky_relu"},
     "kdd": {"hidden": (60, 30, 10), "activation": "tanh"},
@@ -69,4 +72,7 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
         return ConvEnergy(**{"event_shape": (3, 32, 32), **overrides})
     if name == "sngan-cnn":
         return SNGANConvEnergy(**{"event_shape": (3, 32, 32), **overrides})
+    if name == "rbm":
+        shape = {} if "n_visible" in overrides else {"event_shape": (1, 28, 28)}  # MNIST images
+        return RBM(**{"n_visible": 784, "n_hidden": 500, **shape, **overrides})
     return SNGANResNetEnergy(**{"event_shape": (3, 32, 32), **overrides})

@@ -34,6 +34,7 @@ Offsets zero (the default) give the plain RBM; :meth:`RBM.set_offsets` moves the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,10 @@ class RBM(Energy):
         Standard deviation of the initial weights (biases start at 0, variances at 1).
     learn_variance:
         Gaussian visible units: whether log sigma^2 is a trained parameter.
+    event_shape:
+        The shape of one sample, e.g. ``(1, 28, 28)`` for images (its size must be
+        ``n_visible``; default ``(n_visible,)``): inputs may have it or be flat, samples of
+        the visible units come back with it.
     generator:
         Random stream of the initial weights.
 
@@ -79,13 +84,19 @@ class RBM(Energy):
         *,
         weight_std: float = 0.01,
         learn_variance: bool = True,
+        event_shape: Sequence[int] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.n_visible = check_positive_int("n_visible", n_visible)
         self.n_hidden = check_positive_int("n_hidden", n_hidden)
         self.visible = check_choice("visible", visible, VISIBLE)
-        self.event_shape = (self.n_visible,)
+        self.event_shape = (self.n_visible,) if event_shape is None else tuple(int(d) for d in event_shape)
+        if math.prod(self.event_shape) != self.n_visible:
+            raise ValueError(
+                f"event_shape {self.event_shape} holds {math.prod(self.event_shape)} values, n_visible = "
+                f"{self.n_visible}"
+            )
         std = check_positive("weight_std", weight_std, allow_zero=True)
         self.weight = nn.Parameter(torch.randn(self.n_visible, self.n_hidden, generator=generator) * std)
         self.visible_bias = nn.Parameter(torch.zeros(self.n_visible))
@@ -152,20 +163,24 @@ class RBM(Energy):
         return torch.bernoulli(self.hidden_probs(v, beta), generator=generator)
 
     def visible_mean(self, h: torch.Tensor, beta: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """E[v | h] at inverse temperature ``beta`` (the fantasy particles' display)."""
+        """E[v | h] at inverse temperature ``beta`` (the fantasy particles' display), shape
+        ``(batch, *event_shape)``."""
         x = self.visible_input(h)
-        return x if self.gaussian else torch.sigmoid(_rows(beta, h) * x)
+        mean = x if self.gaussian else torch.sigmoid(_rows(beta, h) * x)
+        return mean.reshape(h.shape[0], *self.event_shape)
 
     def sample_visible(
         self, h: torch.Tensor, beta: torch.Tensor | float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """v ~ p(v | h) at inverse temperature ``beta``."""
+        """v ~ p(v | h) at inverse temperature ``beta``, shape ``(batch, *event_shape)``."""
         x = self.visible_input(h)
         b = _rows(beta, h)
         if self.gaussian:
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            return x + noise * (self.variance / b).sqrt()
-        return torch.bernoulli(torch.sigmoid(b * x), generator=generator)
+            v = x + noise * (self.variance / b).sqrt()
+        else:
+            v = torch.bernoulli(torch.sigmoid(b * x), generator=generator)
+        return v.reshape(h.shape[0], *self.event_shape)
 
     # --- centering -----------------------------------------------------------------------
 

@@ -32,7 +32,13 @@ class TrainingData:
     validation_labels: torch.Tensor | None = None
 
 
-def _scale_images(images: np.ndarray, peak: float, scale: str) -> np.ndarray:
+IMAGE_SCALES = ("unit", "symmetric", "none", "binary", "binary-stochastic")
+
+
+def _scale_images(images: np.ndarray, peak: float, scale: str, seed: int = 0) -> np.ndarray:
+    """Pixels / peak in [0, 1] (``unit``), [-1, 1] (``symmetric``), raw (``none``), or binary
+    for Bernoulli RBMs: ``binary`` thresholds [0, 1] at 0.5, ``binary-stochastic`` draws each
+    pixel once from Bernoulli(pixel) with a stream of ``seed`` (the data fixed for the run)."""
     x = images.astype(np.float32) / peak
     if scale == "unit":
         return x
@@ -40,7 +46,12 @@ def _scale_images(images: np.ndarray, peak: float, scale: str) -> np.ndarray:
         return 2.0 * x - 1.0
     if scale == "none":
         return images.astype(np.float32)
-    raise ConfigError(f"data.scale: expected 'unit', 'symmetric' or 'none', got {scale!r}")
+    if scale == "binary":
+        return (x > 0.5).astype(np.float32)
+    if scale == "binary-stochastic":
+        gen = torch.Generator().manual_seed(seed + 7)
+        return torch.bernoulli(torch.from_numpy(x), generator=gen).numpy()
+    raise ConfigError(f"data.scale: expected one of {list(IMAGE_SCALES)}, got {scale!r}")
 
 
 def _read_file(kind: str, path: str | None) -> np.ndarray:
@@ -100,7 +111,7 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
         images = data.images if data.images.ndim == 4 else data.images[:, None]
         if images.shape[-1] == 3:
             images = images.transpose(0, 3, 1, 2)
-        x = torch.from_numpy(_scale_images(images, peak, section.scale).copy())
+        x = torch.from_numpy(_scale_images(images, peak, section.scale, seed).copy())
         labels, kind = torch.from_numpy(data.labels.astype(np.int64)), "images"
     elif section.name == "kddcup99":
         kdd = load_kddcup99(section.root, unknown=section.unknown)
