@@ -134,3 +134,8 @@ def test_binary_image_scales() -> None:
     assert set(np.unique(a)) <= {0.0, 1.0}
     assert abs(a.mean() - 64 / 255) < 4 * np.sqrt(0.25 * 0.75 / 2000)
     np.testing.assert_array_equal(a, _scale_images(many, 255.0, "binary-stochastic", seed=3))
+    from nrf.registry import ConfigError
+    from nrf.training.config import Config, DataSection, validate
+
+    with pytest.raises(ConfigError, match=r"data.scale: expected one of \['unit', .*'binary-stochastic'\]"):
+        validate(Config(data=DataSection(name="mnist", scale="bin")))

@@ -292,10 +292,12 @@ def validate(cfg: Config) -> Config:
         if not ok:
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
     check_run_name(cfg.run.name)
-    from nrf.training.data import NAMES
+    from nrf.training.data import IMAGE_SCALES, IMAGES, NAMES
 
     if cfg.data.name not in NAMES:
         raise ConfigError(f"data.name: expected one of {list(NAMES)}, got {cfg.data.name!r}")
+    if cfg.data.name in IMAGES and cfg.data.scale not in IMAGE_SCALES:
+        raise ConfigError(f"data.scale: expected one of {list(IMAGE_SCALES)}, got {cfg.data.scale!r}")
     if cfg.data.unknown not in ("error", "ignore"):
         raise ConfigError(f"data.unknown: expected 'error' or 'ignore', got {cfg.data.unknown!r}")
     resolve_components(cfg)
