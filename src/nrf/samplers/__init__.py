@@ -5,7 +5,8 @@ Each sampler has its own state and info types (:class:`SGHMCState` carries momen
 :class:`GradientSampler` (a step-size schedule). Every sampler is registered by name in
 :data:`SAMPLERS` and rebuilt from its ``to_config()`` by ``SAMPLERS.build``.
 Update equations are small pure functions taking their noise as an argument
-(:func:`langevin_update`, :func:`sghmc_update`, :func:`leapfrog`, :func:`mppi_update`).
+(:func:`langevin_update`, :func:`sghmc_update`, :func:`leapfrog`, :func:`mppi_update`,
+:func:`gibbs_sweep`, :func:`autoregressive_gamma_step`).
 """
 
 from nrf.samplers.base import (
@@ -20,6 +21,14 @@ from nrf.samplers.base import (
     run,
 )
 from nrf.samplers.coopnet import CoopNet
+from nrf.samplers.driven import (
+    DrivenGibbsInfo,
+    DrivenGibbsState,
+    TemperatureDrivenGibbs,
+    autoregressive_gamma_step,
+    sample_gamma,
+)
+from nrf.samplers.gibbs import BlockGibbs, GibbsInfo, GibbsState, gibbs_sweep
 from nrf.samplers.hmc import HMC, HMCState, leapfrog
 from nrf.samplers.langevin import Langevin, LangevinState, langevin_update
 from nrf.samplers.mppi import MPPI, mppi_update
@@ -33,9 +42,14 @@ __all__ = [
     "SAMPLERS",
     "SCHEDULES",
     "SGHMC",
+    "BlockGibbs",
     "ChainState",
     "Constant",
     "CoopNet",
+    "DrivenGibbsInfo",
+    "DrivenGibbsState",
+    "GibbsInfo",
+    "GibbsState",
     "GradientSampler",
     "GradientStepInfo",
     "HMCState",
@@ -48,9 +62,13 @@ __all__ = [
     "SGHMCState",
     "Sampler",
     "StepInfo",
+    "TemperatureDrivenGibbs",
+    "autoregressive_gamma_step",
+    "gibbs_sweep",
     "langevin_update",
     "leapfrog",
     "mppi_update",
     "run",
+    "sample_gamma",
     "sghmc_update",
 ]
