@@ -6,9 +6,10 @@ Each sampler has its own state and info types (:class:`SGHMCState` carries momen
 :data:`SAMPLERS` and rebuilt from its ``to_config()`` by ``SAMPLERS.build``.
 Update equations are small pure functions taking their noise as an argument
 (:func:`langevin_update`, :func:`sghmc_update`, :func:`leapfrog`, :func:`mppi_update`,
-:func:`gibbs_sweep`, :func:`autoregressive_gamma_step`).
+:func:`gibbs_sweep`, :func:`autoregressive_gamma_step`, :func:`tempered_mala_step`).
 """
 
+from nrf.samplers.annealed import AnnealedInfo, AnnealedLangevin, annealing_temperature
 from nrf.samplers.base import (
     SAMPLERS,
     ChainState,
@@ -35,6 +36,7 @@ from nrf.samplers.mppi import MPPI, mppi_update
 from nrf.samplers.replay_buffer import ReplayBuffer
 from nrf.samplers.schedules import SCHEDULES, Constant, PolynomialDecay
 from nrf.samplers.sghmc import SGHMC, SGHMCState, sghmc_update
+from nrf.samplers.tempering import ParallelTempering, TemperingInfo, TemperingState, tempered_mala_step
 
 __all__ = [
     "HMC",
@@ -42,6 +44,8 @@ __all__ = [
     "SAMPLERS",
     "SCHEDULES",
     "SGHMC",
+    "AnnealedInfo",
+    "AnnealedLangevin",
     "BlockGibbs",
     "ChainState",
     "Constant",
@@ -57,12 +61,16 @@ __all__ = [
     "LangevinState",
     "MHInfo",
     "MHState",
+    "ParallelTempering",
     "PolynomialDecay",
     "ReplayBuffer",
     "SGHMCState",
     "Sampler",
     "StepInfo",
     "TemperatureDrivenGibbs",
+    "TemperingInfo",
+    "TemperingState",
+    "annealing_temperature",
     "autoregressive_gamma_step",
     "gibbs_sweep",
     "langevin_update",
@@ -71,4 +79,5 @@ __all__ = [
     "run",
     "sample_gamma",
     "sghmc_update",
+    "tempered_mala_step",
 ]
