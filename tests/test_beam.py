@@ -3,8 +3,11 @@ model, the warm-up, and persistent fantasy particles that survive a checkpoint."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,3 +115,25 @@ def test_fantasy_particles_survive_a_checkpoint(kind: str) -> None:
 def test_n_particles_is_an_option_of_persistent_chains() -> None:
     with pytest.raises(ValueError, match="n_particles is an option of start='persistent'"):
         ContrastiveDivergence(_rbm(), Langevin(0.01), start="data", n_particles=10)
+
+
+def run_config(config: str, out: Path, *extra: str) -> Path:
+    """`nrf train` a shipped config shortened (6 steps, 2 sweeps, 50 particles), then
+    `nrf resume` it to 9 steps and `nrf sample` 7 rows; returns the run folder."""
+    from nrf.cli.main import main
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    sets = [f"run.out_dir={str(out)!r}", "train.steps=6", "train.checkpoint_every=3", "train.eval_every=0",
+            "sampler.steps=2", "objective.args.n_particles=50", 'run.device="cpu"', *extra]  # fmt: skip
+    assert main(["train", str(root / f"{config}.toml"), *[x for s in sets for x in ("--set", s)]]) == 0
+    run = next(p for p in out.iterdir() if (p / "config.toml").exists())
+    assert main(["resume", str(run), "--set", "train.steps=9"]) == 0
+    assert main(["sample", str(run), "-n", "7", "--out", str(out / "s.npy")]) == 0
+    assert np.load(out / "s.npy").shape[0] == 7
+    return run
+
+
+@pytest.mark.parametrize("config", ["grid_beam", "grid_rbm_pcd"])
+def test_rbm_configs_train_resume_and_sample(config: str, tmp_path: Path) -> None:
+    run = run_config(config, tmp_path)
+    assert json.loads((run / "summary.json").read_text())["step"] == 9

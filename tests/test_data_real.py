@@ -62,3 +62,11 @@ def test_kddcup99() -> None:
     assert data.feature_names[38:] == tuple(f"{c}={v}" for c in CATEGORICAL for v in CATEGORIES[c])
     assert (data.features[:, 38:].sum(axis=0) > 0).all()
     assert {c: len(v) for c, v in CATEGORIES.items()} == {"protocol_type": 3, "service": 66, "flag": 11}
+
+
+def test_mnist_rbm_config_runs_on_binarized_mnist(tmp_path: Path) -> None:
+    from test_beam import run_config
+
+    root = require("mnist")
+    run_config("mnist_rbm", tmp_path, f"data.root={str(root)!r}", "data.limit=500",
+               "model.energy_args.n_hidden=16")  # fmt: skip

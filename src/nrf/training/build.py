@@ -11,11 +11,12 @@ from typing import Any
 
 from torch import nn
 
-from nrf.energies import POTENTIALS, paper_potential
+from nrf.energies import POTENTIALS, RBM, paper_potential
 from nrf.generators import GENERATORS, LatentGenerator, paper_generator
 from nrf.objectives import OBJECTIVES, Objective
 from nrf.registry import ConfigError, checkable, convert
 from nrf.samplers import SAMPLERS, Sampler
+from nrf.targets import RBMTarget
 from nrf.training.config import Config
 
 
@@ -108,6 +109,8 @@ def build_objective(cfg: Config) -> Objective:
             raise ConfigError(f"model.generator: the {cfg.objective.name!r} objective needs a generator")
     args = dict(cfg.objective.args)
     context: dict[str, Any] = {"energy": energy, "generator": generator}
+    if "target" in entry.context and isinstance(energy, RBM):
+        context["target"] = RBMTarget  # Gibbs samplers need its conditionals; -F(v) for the others
     if "sampler" in entry.context:
         context["sampler"] = build_sampler(cfg.sampler)
         params = entry.parameters()
