@@ -15,10 +15,12 @@ from nrf.samplers import (
     HMC,
     MPPI,
     SGHMC,
+    AnnealedLangevin,
     ChainState,
     Constant,
     CoopNet,
     Langevin,
+    ParallelTempering,
     PolynomialDecay,
     ReplayBuffer,
     Sampler,
@@ -136,6 +138,8 @@ SAMPLERS = {
     "sghmc": lambda: SGHMC(0.05, beta=0.3),
     "hmc": lambda: HMC(0.1, n_leapfrog=3),
     "mppi": lambda: MPPI(0.1, n_samples=4),
+    "parallel-tempering": lambda: ParallelTempering(0.05, n_temperatures=3, max_temperature=4.0),
+    "annealed-langevin": lambda: AnnealedLangevin(0.05, initial_temperature=5.0, n_anneal=2),
 }
 
 
@@ -335,6 +339,8 @@ def test_augmented_target_first_step_and_x_only_variant() -> None:
         HMC(0.2, n_leapfrog=7, mass=2.0),
         MPPI(0.3, n_samples=9, temperature=0.5),
         CoopNet(0.01, n_x=3, n_h=4),
+        ParallelTempering(0.05, n_temperatures=4, max_temperature=20.0, swap="random"),
+        AnnealedLangevin(0.02, initial_temperature=50.0, n_anneal=200, mh=True),
     ],
     ids=lambda s: type(s).__name__,
 )
