@@ -3,15 +3,27 @@ and bad input. Tolerances are standard errors measured from independent replicat
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from scipy.spatial import cKDTree
+from torch import nn
 
+from nrf.data import Batch
 from nrf.metrics import KnnKL, knn_kl_divergence, knn_kl_pair
+from nrf.objectives import Objective, StepContext
+from nrf.registry import ConfigError
+from nrf.training.config import load_config
+from nrf.training.data import TrainingData
+from nrf.training.evaluation import EVALUATORS, build_evaluators
+from nrf.training.run import train
+from training_helpers import write_config
 
 REPLICATES = 10
 
@@ -222,3 +234,81 @@ def test_bad_arguments_are_named() -> None:
     bad[3, 1] = math.nan
     with pytest.raises(ValueError, match="q_samples holds 1 non-finite values"):
         knn_kl_divergence(x, bad)
+
+
+# --- the knn-kl evaluator ------------------------------------------------------------------
+
+
+class GaussianSamples(Objective):
+    """Samples N(shift, I) from the evaluation generator; nothing to train."""
+
+    def __init__(self, dim: int, shift: float) -> None:
+        super().__init__()
+        self.energy = nn.Linear(dim, 1)
+        self.dim, self.shift = dim, shift
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"energy": list(self.energy.parameters())}
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        return {}
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.dim, generator=generator) + self.shift
+
+
+def _data(validation: bool) -> TrainingData:
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(3000, 2, generator=g)
+    return TrainingData(train=rows[500:], validation=rows[:500] if validation else None, kind="points")
+
+
+@pytest.mark.parametrize("validation", [True, False])
+def test_evaluator_compares_samples_with_held_out_rows(validation: bool, tmp_path: Path) -> None:
+    """Validation rows when there are some, else the first 10 % of the training rows."""
+    data = _data(validation)
+    evaluate = EVALUATORS.build({"name": "knn-kl", "n_samples": 400}, data=data)
+    metrics = evaluate(GaussianSamples(2, 0.5), 10, tmp_path, torch.Generator().manual_seed(3))
+    held_out = data.validation[:400] if data.validation is not None else data.train[:250]
+    samples = torch.randn(400, 2, generator=torch.Generator().manual_seed(3)) + 0.5
+    expected = knn_kl_pair(samples, held_out, ties="drop")
+    assert metrics == {"kl_forward": expected.forward, "kl_reverse": expected.reverse}
+
+
+def test_evaluator_options_and_bad_options(tmp_path: Path) -> None:
+    data = _data(True)
+    spec = {"name": "knn-kl", "k": 2, "n_samples": 400, "batch_size": 100, "ties": "jitter", "jitter": 0.01}
+    evaluate = build_evaluators([spec], data)[0]
+    metrics = evaluate(GaussianSamples(2, 0.0), 0, tmp_path, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    samples = torch.randn(400, 2, generator=g)
+    expected = knn_kl_pair(
+        samples, data.validation[:400], 2, batch_size=100, ties="jitter", jitter=0.01, generator=g
+    )
+    assert metrics == {"kl_forward": expected.forward, "kl_reverse": expected.reverse}
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"ties": "round"}, r"train\.evaluators\[0\].*ties must be one of"),
+        ({"ties": "jitter"}, "jitter must be given exactly when ties = 'jitter'"),
+        ({"jitter": 1.0}, "jitter must be given exactly when ties = 'jitter'"),
+        ({"k": 0}, "k must be an int >= 1, got 0"),
+        ({"batch_size": 1000}, r"batch_size = 1000 is more than the rows compared \(500 held-out rows"),
+        ({"k": 600}, r"k = 600 needs at least k \+ 1 = 601 rows per estimate, got 500"),
+        ({"n_samples": "many"}, r"train\.evaluators\[0\]\.n_samples: expected int"),
+    ]
+    for extra, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            build_evaluators([{"name": "knn-kl", **extra}], data)
+
+
+def test_tiny_run_logs_both_divergences(tmp_path: Path) -> None:
+    cfg = load_config(
+        write_config(tmp_path, steps=10, eval_every=5, data_extra="validation_fraction = 0.2"),
+        ["train.evaluators=[{name = 'knn-kl', n_samples = 300}]"],
+    )
+    run, final = train(cfg)
+    assert set(final) == {"kl_forward", "kl_reverse"}
+    assert all(math.isfinite(v) for v in final.values())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r.get("phase") == "eval"]
+    assert evals
+    assert all({"kl_forward", "kl_reverse"} <= set(r) for r in evals)

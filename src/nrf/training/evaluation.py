@@ -17,7 +17,9 @@ from typing import Any
 import torch
 
 from nrf import plots
-from nrf.metrics import mode_metrics
+from nrf._checks import check_choice, check_positive_int
+from nrf.metrics import knn_kl_pair, mode_metrics
+from nrf.metrics.knn_kl import TIES
 from nrf.objectives import Objective
 from nrf.registry import Registry
 from nrf.training.data import TrainingData
@@ -122,6 +124,75 @@ def validation_evaluator(validation: torch.Tensor) -> Evaluator:
         for chunk in validation.split(1024):
             means.append(member_energies(objective, chunk.to(device)).sum(1))
         return {"energy_validation": float(torch.stack(means).sum(0).mean() / validation.shape[0])}
+
+    return evaluate
+
+
+@EVALUATORS.register("knn-kl", context=("data",))
+def knn_kl_evaluator(
+    data: TrainingData,
+    k: int = 1,
+    n_samples: int = 1000,
+    batch_size: int | None = None,
+    ties: str = "drop",
+    jitter: float | None = None,
+) -> Evaluator:
+    """Forward D(data || model) and reverse D(model || data) by the k-nearest-neighbour
+    estimator (:func:`nrf.metrics.knn_kl_pair`; the BEAM paper's Eq. 17, with its log),
+    as ``kl_forward`` and ``kl_reverse``.
+
+    ``n_samples`` model samples are compared with held-out rows: the first ``n_samples``
+    validation rows when the run has them (``data.validation_fraction > 0``), else the
+    first 10 % of the training rows (at most ``n_samples``; the rows are shuffled when
+    loaded, so this is a fixed random subset, but one the model trains on, which makes
+    ``kl_forward`` read optimistic). ``batch_size`` averages the estimates over minibatches
+    of that many rows, as the paper does. ``ties`` / ``jitter``: the rule for duplicate rows
+    (see :mod:`nrf.metrics.knn_kl`); ``"drop"`` by default, so repeated rows (binary data,
+    repeated samples) never stop a run; ``ties = "jitter", jitter = 1`` dequantizes binary
+    data instead. With several models trained together, the metrics are the means over the
+    models, with ``kl_forward_sd`` / ``kl_reverse_sd`` their spread.
+    """
+    check_positive_int("k", k)
+    check_positive_int("n_samples", n_samples)
+    check_choice("ties", ties, TIES)
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
+    if (jitter is None) == (ties == "jitter"):
+        raise ValueError(
+            f"jitter must be given exactly when ties = 'jitter', got ties = {ties!r}, jitter = {jitter!r}"
+        )
+    if data.validation is not None and data.validation.shape[0] > 0:
+        reference = data.validation[:n_samples]
+    else:
+        reference = data.train[: min(n_samples, round(0.1 * data.train.shape[0]))]
+    available = min(n_samples, reference.shape[0])
+    if batch_size is not None and batch_size > available:
+        raise ValueError(
+            f"knn-kl: batch_size = {batch_size} is more than the rows compared "
+            f"({reference.shape[0]} held-out rows, n_samples = {n_samples})"
+        )
+    per_estimate = available if batch_size is None else batch_size
+    if per_estimate < k + 1:
+        raise ValueError(
+            f"knn-kl: k = {k} needs at least k + 1 = {k + 1} rows per estimate, got {per_estimate} "
+            f"({reference.shape[0]} held-out rows, n_samples = {n_samples}, batch_size = {batch_size})"
+        )
+
+    def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
+        models = members(objective)
+        drawn = objective.sample(n_samples * models, gen).detach().to(gen.device)
+        held_out = reference.to(gen.device)
+        pairs = [
+            knn_kl_pair(block, held_out, k, batch_size=batch_size, ties=ties, jitter=jitter, generator=gen)
+            for block in drawn.chunk(models)
+        ]
+        forward = torch.tensor([p.forward for p in pairs], dtype=torch.float64)
+        reverse = torch.tensor([p.reverse for p in pairs], dtype=torch.float64)
+        out = {"kl_forward": float(forward.mean()), "kl_reverse": float(reverse.mean())}
+        if models > 1:
+            out["kl_forward_sd"] = float(forward.std())
+            out["kl_reverse_sd"] = float(reverse.std())
+        return out
 
     return evaluate
 
