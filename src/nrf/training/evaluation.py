@@ -148,8 +148,9 @@ def knn_kl_evaluator(
     ``kl_forward`` read optimistic). ``batch_size`` averages the estimates over minibatches
     of that many rows, as the paper does. ``ties`` / ``jitter``: the rule for duplicate rows
     (see :mod:`nrf.metrics.knn_kl`); ``"drop"`` by default, so repeated rows (binary data,
-    repeated samples) never stop a run; ``ties = "jitter", jitter = 1`` dequantizes binary
-    data instead. With several models trained together, the metrics are the means over the
+    repeated samples) do not stop a run (it fails only when a row has fewer than k distinct
+    neighbours, e.g. samples that all coincide); ``ties = "jitter", jitter = 1`` dequantizes
+    binary data instead. With several models trained together, the metrics are the means over the
     models, with ``kl_forward_sd`` / ``kl_reverse_sd`` their spread.
     """
     check_positive_int("k", k)
