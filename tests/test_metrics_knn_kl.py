@@ -85,15 +85,16 @@ def test_forward_and_reverse_differ() -> None:
     n, but stays far above the forward one)."""
     g = torch.Generator().manual_seed(3)
     forward, reverse = [], []
-    for _ in range(REPLICATES):
+    for i in range(REPLICATES):
         data, model = two_gaussians(g, 2000, 2, 0.0, 1.5)
         pair = knn_kl_pair(model, data)
-        assert isinstance(pair, KnnKL)
-        assert (pair.n_batches, pair.forward_sd, pair.reverse_sd) == (1, 0.0, 0.0)
         forward.append(pair.forward)
         reverse.append(pair.reverse)
-        assert pair.forward == knn_kl_divergence(data, model)
-        assert pair.reverse == knn_kl_divergence(model, data)
+        if i == 0:
+            assert isinstance(pair, KnnKL)
+            assert (pair.n_batches, pair.forward_sd, pair.reverse_sd) == (1, 0.0, 0.0)
+            assert pair.forward == knn_kl_divergence(data, model)
+            assert pair.reverse == knn_kl_divergence(model, data)
     f, r = torch.tensor(forward), torch.tensor(reverse)
     diff = r - f
     assert float(diff.mean()) > 5 * float(diff.std()) / math.sqrt(REPLICATES)
