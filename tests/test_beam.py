@@ -137,3 +137,16 @@ def run_config(config: str, out: Path, *extra: str) -> Path:
 def test_rbm_configs_train_resume_and_sample(config: str, tmp_path: Path) -> None:
     run = run_config(config, tmp_path)
     assert json.loads((run / "summary.json").read_text())["step"] == 9
+
+
+def test_samples_of_persistent_chains_continue_the_fantasy_particles() -> None:
+    """Evaluation samples of PCD / BEAM start from the fantasy particles (the model's
+    samples), not from uniform noise in noise_range, and leave the chains as they were."""
+    rbm = _rbm()
+    cd = ContrastiveDivergence(rbm, Langevin(1e-6), k=2, start="persistent", n_particles=5)
+    cd.chains(torch.full((8, 2), 30.0), torch.Generator().manual_seed(0))
+    before = cd._chains.x.clone()  # type: ignore[union-attr]
+    samples = cd.sample(12, torch.Generator().manual_seed(1))
+    assert samples.shape == (12, 2)
+    assert torch.allclose(samples, torch.full((12, 2), 30.0), atol=0.05)
+    assert torch.equal(cd._chains.x, before)  # type: ignore[union-attr]

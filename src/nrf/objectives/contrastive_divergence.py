@@ -175,7 +175,14 @@ class ContrastiveDivergence(Objective):
         }
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``k`` sampler steps from the replay buffer, from the persistent chains (rows drawn
+        with replacement, the chains themselves untouched) or, before either exists, from
+        uniform noise in ``noise_range``."""
         start = self.buffer.sample(n, generator) if self.buffer is not None and len(self.buffer) else None
+        if start is None and self._chains is not None:
+            chains = self._chains.x
+            rows = torch.randint(chains.shape[0], (n,), generator=generator, device=chains.device)
+            start = chains[rows].clone()
         if start is None:
             start = self._noise(n, generator)
         return self.negatives(start, generator)
