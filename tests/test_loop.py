@@ -129,6 +129,11 @@ def test_learning_rate_schedules() -> None:
     }  # fmt: skip
     with pytest.raises(ConfigError, match="gamma must be in"):
         LR_SCHEDULES.build({"name": "exponential", "gamma": 1.5})
+    power = LR_SCHEDULES.build({"name": "power", "power": 2.0, "scale": 0.25})
+    assert [power.factor(t, 100, 10) for t in (0, 25, 75)] == pytest.approx([1.0, 0.25, 1 / 16])
+    assert power.to_config() == {"name": "power", "power": 2.0, "scale": 0.25}
+    with pytest.raises(ConfigError, match="scale must be a finite number > 0"):
+        LR_SCHEDULES.build({"name": "power", "scale": 0})
     x = torch.randn(40, 2, generator=_gen(5))
     objective = ContrastiveDivergence(MLPEnergy(2, hidden=(4,)), Langevin(0.01), 1)
     loop = _loop(

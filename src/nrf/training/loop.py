@@ -151,6 +151,25 @@ class CosineLR(LRSchedule):
         return 0.5 * (1.0 + math.cos(math.pi * min(t, total) / max(total, 1)))
 
 
+@LR_SCHEDULES.register("power")
+class PowerLR(LRSchedule):
+    """f(t) = (1 + t / t0)^(-power), a power-law decay (the RBM learning rates of 004_…,
+    Robbins-Monro style for ``power`` = 1), with t0 = ``scale`` x T (T the fit's iterations):
+    the factor halves, for ``power`` = 1, after ``scale`` of the fit."""
+
+    def __init__(self, power: float = 1.0, scale: float = 0.1) -> None:
+        for name, value in (("power", power), ("scale", scale)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        self.power, self.scale = float(power), float(scale)
+
+    def factor(self, t: int, total: int, per_epoch: int) -> float:
+        return float((1.0 + t / max(self.scale * total, 1e-12)) ** -self.power)
+
+    def config_args(self) -> dict[str, Any]:
+        return {"power": self.power, "scale": self.scale}
+
+
 @LR_SCHEDULES.register("exponential")
 class ExponentialLR(LRSchedule):
     """f(t) = gamma^k with k the completed epochs (``every="epoch"``) or iterations
