@@ -146,3 +146,18 @@ def test_describe_reads_the_description_without_importing(tmp_path: Path) -> Non
 def test_checkout_benchmarks_is_this_checkout() -> None:
     folder = bench.checkout_benchmarks()
     assert folder == Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_beam_mog_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "beam-mog", "--quick", "--out", str(tmp_path), "--datasets", "bimodal,ring",
+            "--methods", "rbm,beam,gan", "--epochs-scale", "0.01"]  # fmt: skip
+    assert main(argv) == 0
+    assert "BEAM (driven sampler)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "beam-mog.json").read_text())["results"]["datasets"]
+    assert set(record["bimodal"]) == {"rbm", "beam", "oracle"}  # no 1-D generator networks
+    assert set(record["ring"]) == {"rbm", "beam", "gan", "oracle"}
+    oracle = record["ring"]["oracle"]
+    assert oracle["covered_modes"] == [8.0]
+    assert abs(oracle["kl_forward"][0]) < 0.2  # fresh data against held-out data: ~0
+    assert (tmp_path / "beam_mog_samples.png").stat().st_size > 1000
