@@ -213,7 +213,10 @@ def optimizer_step(
     average_gradients(params, dist)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
+    grads = [p.grad for p in params if p.grad is not None]
+    # one check for all: a sum is finite iff every element is (or the sum overflows: a
+    # gradient of ~1e38 / numel, a divergence all the same)
+    if grads and not bool(torch.isfinite(torch.stack([g.sum() for g in grads])).all()):
         raise DivergenceError(f"non-finite {group} gradient at step {step}")
     optimizer.step()
 
