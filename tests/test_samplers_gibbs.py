@@ -26,7 +26,6 @@ from nrf.samplers import (
     DrivenGibbsState,
     GibbsState,
     Langevin,
-    Sampler,
     TemperatureDrivenGibbs,
     autoregressive_gamma_step,
     run,
@@ -366,26 +365,6 @@ def test_state_dict_round_trip_continues_identically(sampler: BlockGibbs, visibl
         assert isinstance(expected, DrivenGibbsState)
         torch.testing.assert_close(got.inverse_temperature, expected.inverse_temperature, rtol=0, atol=0)
     assert got.step == expected.step == 12
-
-
-@pytest.mark.parametrize(
-    "sampler",
-    [
-        BlockGibbs(),
-        BlockGibbs(mean_field_visible=True),
-        TemperatureDrivenGibbs(0.5, 0.3, mean_field_visible=True),
-    ],
-    ids=lambda s: repr(s),
-)
-def test_to_config_from_config_round_trip(sampler: Sampler) -> None:
-    config = sampler.to_config()
-    assert config["name"] in SAMPLERS.names()
-    rebuilt = Sampler.from_config(config)
-    assert type(rebuilt) is type(sampler)
-    assert rebuilt.to_config() == config
-    assert SAMPLERS.build(config) == sampler
-    with pytest.raises(ConfigError, match=r"sampler\.bogus: not an argument of"):
-        SAMPLERS.build({**config, "bogus": 1}, key="sampler")
 
 
 def test_specs_by_name_and_alias() -> None:

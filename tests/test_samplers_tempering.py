@@ -28,8 +28,6 @@ from nrf.samplers import (
     AnnealedLangevin,
     Langevin,
     ParallelTempering,
-    PolynomialDecay,
-    Sampler,
     TemperingState,
     annealing_temperature,
     run,
@@ -240,27 +238,6 @@ def test_annealed_mala_state_dict_round_trip_continues_identically() -> None:
     got, _ = run(sampler, GRID_TARGET, type(state).from_state_dict(saved), 8, generator=g2)
     torch.testing.assert_close(got.x, expected.x, rtol=0, atol=0)
     assert got.step == 14
-
-
-@pytest.mark.parametrize(
-    "sampler",
-    [
-        ParallelTempering(0.01),
-        ParallelTempering(PolynomialDecay(10, 1000, 2), 4, 30.0, swap="random", scale_step_size=False),
-        AnnealedLangevin(0.01),
-        AnnealedLangevin(0.02, initial_temperature=5.0, n_anneal=0, mh=True, scale_step_size=False),
-    ],
-    ids=repr,
-)
-def test_to_config_from_config_round_trip(sampler: Sampler) -> None:
-    config = sampler.to_config()
-    assert config["name"] in SAMPLERS.names()
-    rebuilt = Sampler.from_config(config)
-    assert type(rebuilt) is type(sampler)
-    assert rebuilt.to_config() == config
-    assert SAMPLERS.build(config) == sampler
-    with pytest.raises(ConfigError, match=r"sampler\.bogus: not an argument of"):
-        SAMPLERS.build({**config, "bogus": 1}, key="sampler")
 
 
 def test_specs_and_argument_errors() -> None:

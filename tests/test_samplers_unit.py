@@ -16,6 +16,7 @@ from nrf.samplers import (
     MPPI,
     SGHMC,
     AnnealedLangevin,
+    BlockGibbs,
     ChainState,
     Constant,
     CoopNet,
@@ -26,6 +27,7 @@ from nrf.samplers import (
     Sampler,
     SGHMCState,
     StepInfo,
+    TemperatureDrivenGibbs,
     langevin_update,
     leapfrog,
     mppi_update,
@@ -340,9 +342,14 @@ def test_augmented_target_first_step_and_x_only_variant() -> None:
         MPPI(0.3, n_samples=9, temperature=0.5),
         CoopNet(0.01, n_x=3, n_h=4),
         ParallelTempering(0.05, n_temperatures=4, max_temperature=20.0, swap="random"),
+        ParallelTempering(PolynomialDecay(10, 1000, 2), 4, 30.0, swap="random", scale_step_size=False),
         AnnealedLangevin(0.02, initial_temperature=50.0, n_anneal=200, mh=True),
+        AnnealedLangevin(0.02, initial_temperature=5.0, n_anneal=0, mh=True, scale_step_size=False),
+        BlockGibbs(),
+        BlockGibbs(mean_field_visible=True),
+        TemperatureDrivenGibbs(0.5, 0.3, mean_field_visible=True),
     ],
-    ids=lambda s: type(s).__name__,
+    ids=repr,
 )
 def test_to_config_from_config_round_trip(sampler: Any) -> None:
     from nrf.samplers import SAMPLERS
