@@ -6,7 +6,7 @@ Each sampler has its own state and info types (:class:`SGHMCState` carries momen
 :data:`SAMPLERS` and rebuilt from its ``to_config()`` by ``SAMPLERS.build``.
 Update equations are small pure functions taking their noise as an argument
 (:func:`langevin_update`, :func:`sghmc_update`, :func:`leapfrog`, :func:`mppi_update`,
-:func:`gibbs_sweep`, :func:`autoregressive_gamma_step`, :func:`tempered_mala_step`).
+:func:`gibbs_sweep`, :func:`autoregressive_gamma_step`, :func:`mala_step`).
 """
 
 from nrf.samplers.annealed import AnnealedInfo, AnnealedLangevin, annealing_temperature
@@ -31,12 +31,12 @@ from nrf.samplers.driven import (
 )
 from nrf.samplers.gibbs import BlockGibbs, GibbsInfo, GibbsState, gibbs_sweep
 from nrf.samplers.hmc import HMC, HMCState, leapfrog
-from nrf.samplers.langevin import Langevin, LangevinState, langevin_update
+from nrf.samplers.langevin import Langevin, LangevinState, langevin_update, mala_step
 from nrf.samplers.mppi import MPPI, mppi_update
 from nrf.samplers.replay_buffer import ReplayBuffer
 from nrf.samplers.schedules import SCHEDULES, Constant, PolynomialDecay
 from nrf.samplers.sghmc import SGHMC, SGHMCState, sghmc_update
-from nrf.samplers.tempering import ParallelTempering, TemperingInfo, TemperingState, tempered_mala_step
+from nrf.samplers.tempering import ParallelTempering, TemperingInfo, TemperingState
 
 __all__ = [
     "HMC",
@@ -75,9 +75,9 @@ __all__ = [
     "gibbs_sweep",
     "langevin_update",
     "leapfrog",
+    "mala_step",
     "mppi_update",
     "run",
     "sample_gamma",
     "sghmc_update",
-    "tempered_mala_step",
 ]

@@ -40,9 +40,8 @@ from nrf.samplers.base import (
     step_size_arg,
 )
 from nrf.samplers.gibbs import check_bool
-from nrf.samplers.langevin import langevin_update
+from nrf.samplers.langevin import langevin_update, mala_step
 from nrf.samplers.schedules import Schedule
-from nrf.samplers.tempering import tempered_mala_step
 from nrf.targets.base import Target
 
 
@@ -144,7 +143,7 @@ class AnnealedLangevin(GradientSampler):
         beta = 1.0 / temperature
         delta = self.step_size(state.step) * (temperature if self.scale_step_size else 1.0)
         if self.mh:
-            new, mh = tempered_mala_step(target, state, beta, delta, generator)
+            new, mh = mala_step(target, state, delta, generator, beta=beta)
             info = AnnealedInfo(
                 step_size=delta,
                 log_prob=mh.log_prob,

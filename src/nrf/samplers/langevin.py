@@ -68,6 +68,60 @@ LangevinState = MHState
 """Langevin chains: the position, and for MALA the log-density and gradient cached at it."""
 
 
+def mala_step(
+    target: Target,
+    state: MHState,
+    step_size: float,
+    generator: torch.Generator | None,
+    *,
+    beta: float = 1.0,
+    scale: float | None = None,
+    grad_clip: float | None = None,
+) -> tuple[MHState, MHInfo]:
+    """One MALA transition on pi(x) ∝ p(x)^beta (p: ``target``; beta = 1: p itself):
+
+        x' = x + step_size beta clip(grad log p(x)) + scale eta,   scale = sqrt(2 step_size),
+
+    accepted with probability min(1, pi(x') q(x | x') / (pi(x) q(x' | x))). The state's
+    ``log_prob`` / ``grad`` caches hold the *untempered* log p and its gradient (so a
+    replica of parallel tempering keeps them when it changes temperature); they are
+    computed when missing. The info's ``log_prob`` is untempered too. Only the tensors
+    ``target.moves`` moves.
+    """
+    if not target.exact:
+        raise ValueError("MALA needs an exact target; this target's gradient is stochastic")
+    if state.log_prob is None or state.grad is None:
+        logp, grad = target.log_prob_and_grad(state.position)
+    else:
+        logp, grad = state.log_prob, state.grad
+    moving = target.moves(state.position)
+    noise = math.sqrt(2.0 * step_size) if scale is None else scale
+    drift = step_size * beta
+
+    def mean(position: Position, g: Position) -> Position:
+        return tuple(
+            torch.add(z, clip_gradient(gz, grad_clip), alpha=drift) if m else z
+            for z, gz, m in zip(position, g, moving, strict=True)
+        )
+
+    mean_fwd = mean(state.position, grad)
+    proposal = target.project(
+        tuple(
+            mu.add(noise_like(mu, generator), alpha=noise) if m else mu
+            for mu, m in zip(mean_fwd, moving, strict=True)
+        )
+    )
+    logp_new, grad_new = target.log_prob_and_grad(proposal)
+    mean_bwd = mean(proposal, grad_new)
+    log_ratio = (
+        beta * (logp_new - logp)
+        + gaussian_proposal_log_density(state.position, mean_bwd, noise)
+        - gaussian_proposal_log_density(proposal, mean_fwd, noise)
+    )
+    current = replace(state, log_prob=logp, grad=grad)
+    return metropolis_hastings(current, proposal, logp_new, grad_new, log_ratio, step_size, generator)
+
+
 @SAMPLERS.register("langevin", aliases=("sgld", "ld"), converters=GRADIENT_ARGS)
 @SAMPLERS.register("mala", defaults={"mh": True}, converters=GRADIENT_ARGS)
 class Langevin(GradientSampler):
@@ -136,12 +190,6 @@ class Langevin(GradientSampler):
     def _scale(self, delta: float) -> float:
         return math.sqrt(2.0 * delta) if self.noise_scale is None else self.noise_scale
 
-    def _drift(self, position: Position, grad: Position, moving: tuple[bool, ...], delta: float) -> Position:
-        return tuple(
-            torch.add(z, clip_gradient(g, self.grad_clip), alpha=delta) if m else z
-            for z, g, m in zip(position, grad, moving, strict=True)
-        )
-
     def step(
         self, target: Target, state: LangevinState, generator: torch.Generator | None = None
     ) -> tuple[LangevinState, GradientStepInfo | MHInfo]:
@@ -149,7 +197,9 @@ class Langevin(GradientSampler):
         scale = self._scale(delta)
         moving = target.moves(state.position)
         if self.mh:
-            return self._mh_step(target, state, generator, delta, scale, moving)
+            if not target.exact:
+                raise ValueError("mh=True needs an exact target; this target's gradient is stochastic")
+            return mala_step(target, state, delta, generator, scale=scale, grad_clip=self.grad_clip)
         _, grad = target.log_prob_and_grad(state.position, generator=generator)
         new = []
         for z, g, m in zip(state.position, grad, moving, strict=True):
@@ -163,36 +213,3 @@ class Langevin(GradientSampler):
         if self.clamp is not None:
             new[0] = new[0].clamp_(*self.clamp)
         return advance(state, position=target.project(tuple(new))), GradientStepInfo(step_size=delta)
-
-    def _mh_step(
-        self,
-        target: Target,
-        state: LangevinState,
-        generator: torch.Generator | None,
-        delta: float,
-        scale: float,
-        moving: tuple[bool, ...],
-    ) -> tuple[LangevinState, MHInfo]:
-        if not target.exact:
-            raise ValueError("mh=True needs an exact target; this target's gradient is stochastic")
-        if state.log_prob is None or state.grad is None:
-            logp, grad = target.log_prob_and_grad(state.position)
-        else:
-            logp, grad = state.log_prob, state.grad
-        mean_fwd = self._drift(state.position, grad, moving, delta)
-        proposal = target.project(
-            tuple(
-                mu.add(noise_like(mu, generator), alpha=scale) if m else mu
-                for mu, m in zip(mean_fwd, moving, strict=True)
-            )
-        )
-        logp_new, grad_new = target.log_prob_and_grad(proposal)
-        mean_bwd = self._drift(proposal, grad_new, moving, delta)
-        log_ratio = (
-            logp_new
-            - logp
-            + gaussian_proposal_log_density(state.position, mean_bwd, scale)
-            - gaussian_proposal_log_density(proposal, mean_fwd, scale)
-        )
-        current = replace(state, log_prob=logp, grad=grad)
-        return metropolis_hastings(current, proposal, logp_new, grad_new, log_ratio, delta, generator)

@@ -6,7 +6,7 @@ Each chain runs K replicas x_0..x_{K-1} at the inverse temperatures of a geometr
 
 replica k following pi_k(x) ∝ p(x)^beta_k. One transition
 
-1. moves every replica by one MALA step on pi_k (:func:`tempered_mala_step`): with step
+1. moves every replica by one MALA step on pi_k (:func:`~nrf.samplers.langevin.mala_step`): with step
    size delta_k = delta T_k (``scale_step_size``, the default: the same drift
    delta grad log p at every temperature, noise sqrt(2 delta T_k) growing with T_k) or
    delta_k = delta,
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,72 +44,20 @@ from nrf.samplers.base import (
     ChainState,
     GradientSampler,
     GradientStepInfo,
-    MHInfo,
     MHState,
     advance,
     as_position,
     check_no_nan,
-    metropolis_hastings,
-    noise_like,
     select,
     step_size_arg,
 )
 from nrf.samplers.gibbs import check_bool
-from nrf.samplers.langevin import gaussian_proposal_log_density
+from nrf.samplers.langevin import mala_step
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Position, Target
 
 _CACHE: dict[str, Any] = {"persistent": False}
 SWAPS = ("alternating", "random")
-
-
-def tempered_mala_step(
-    target: Target,
-    state: MHState,
-    beta: float,
-    step_size: float,
-    generator: torch.Generator | None,
-) -> tuple[MHState, MHInfo]:
-    """One MALA transition on pi(x) ∝ p(x)^beta (p: ``target``):
-
-        x' = x + step_size beta grad log p(x) + sqrt(2 step_size) eta,
-
-    accepted with probability min(1, pi(x') q(x | x') / (pi(x) q(x' | x))). The state's
-    ``log_prob`` / ``grad`` caches hold the *untempered* log p and its gradient (so a
-    replica keeps them when it changes temperature); they are computed when missing.
-    The info's ``log_prob`` is untempered too. Only the tensors ``target.moves`` moves.
-    """
-    if not target.exact:
-        raise ValueError("MALA needs an exact target; this target's gradient is stochastic")
-    if state.log_prob is None or state.grad is None:
-        logp, grad = target.log_prob_and_grad(state.position)
-    else:
-        logp, grad = state.log_prob, state.grad
-    moving = target.moves(state.position)
-    scale = math.sqrt(2.0 * step_size)
-    drift = step_size * beta
-
-    def mean(position: Position, g: Position) -> Position:
-        return tuple(
-            torch.add(z, gz, alpha=drift) if m else z for z, gz, m in zip(position, g, moving, strict=True)
-        )
-
-    mean_fwd = mean(state.position, grad)
-    proposal = target.project(
-        tuple(
-            mu.add(noise_like(mu, generator), alpha=scale) if m else mu
-            for mu, m in zip(mean_fwd, moving, strict=True)
-        )
-    )
-    logp_new, grad_new = target.log_prob_and_grad(proposal)
-    mean_bwd = mean(proposal, grad_new)
-    log_ratio = (
-        beta * (logp_new - logp)
-        + gaussian_proposal_log_density(state.position, mean_bwd, scale)
-        - gaussian_proposal_log_density(proposal, mean_fwd, scale)
-    )
-    current = replace(state, log_prob=logp, grad=grad)
-    return metropolis_hastings(current, proposal, logp_new, grad_new, log_ratio, step_size, generator)
 
 
 def geometric_ladder(n_temperatures: int, max_temperature: float) -> tuple[float, ...]:
@@ -284,7 +232,7 @@ class ParallelTempering(GradientSampler):
         for k in range(n_rep):
             delta_k = delta * temps[k] if self.scale_step_size else delta
             current = MHState(position=positions[k], step=state.step, log_prob=log_probs[k], grad=grads[k])
-            moved, moved_info = tempered_mala_step(target, current, betas[k], delta_k, generator)
+            moved, moved_info = mala_step(target, current, delta_k, generator, beta=betas[k])
             positions[k] = moved.position
             assert moved.log_prob is not None
             assert moved.grad is not None
