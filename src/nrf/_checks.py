@@ -15,6 +15,13 @@ from typing import Any
 import torch
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (not 0 / 1 or another truthy value)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({value!r})")
+    return value
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a float if it is finite and > 0 (>= 0 with ``allow_zero``);
     numpy scalars are accepted."""

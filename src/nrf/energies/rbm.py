@@ -124,7 +124,8 @@ class RBM(Energy):
         centred = v - self.visible_offset
         return centred / self.variance if self.gaussian else centred
 
-    def _visible_term(self, v: torch.Tensor) -> torch.Tensor:
+    def visible_term(self, v: torch.Tensor) -> torch.Tensor:
+        """V(v), the visible units' own part of the energy (see the module docstring)."""
         if self.gaussian:
             return ((v - self.visible_bias).pow(2) / (2 * self.variance)).sum(-1)
         return -((v - self.visible_offset) @ self.visible_bias)
@@ -142,13 +143,13 @@ class RBM(Energy):
         """E(v, h), shape ``(batch,)``."""
         v = self._flat_batch(v)
         hc = h - self.hidden_offset
-        return self._visible_term(v) - hc @ self.hidden_bias - ((self._u(v) @ self.weight) * hc).sum(-1)
+        return self.visible_term(v) - hc @ self.hidden_bias - ((self._u(v) @ self.weight) * hc).sum(-1)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """The free energy F(v) = -log sum_h exp(-E(v, h)), shape ``(batch,)``."""
         v = self._flat_batch(v)
         c = self.hidden_bias + self._u(v) @ self.weight
-        return self._visible_term(v) + c @ self.hidden_offset - F.softplus(c).sum(-1)
+        return self.visible_term(v) + c @ self.hidden_offset - F.softplus(c).sum(-1)
 
     # --- conditionals ------------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class RBM(Energy):
         self, v: torch.Tensor, beta: torch.Tensor | float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """h ~ p(h | v) at inverse temperature ``beta``."""
-        return _bernoulli(self.hidden_probs(v, beta), generator)
+        return bernoulli(self.hidden_probs(v, beta), generator)
 
     def visible_mean(self, h: torch.Tensor, beta: torch.Tensor | float = 1.0) -> torch.Tensor:
         """E[v | h] at inverse temperature ``beta`` (the fantasy particles' display), shape
@@ -179,7 +180,7 @@ class RBM(Energy):
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             v = x + noise * (self.variance / b).sqrt()
         else:
-            v = _bernoulli(torch.sigmoid(b * x), generator)
+            v = bernoulli(torch.sigmoid(b * x), generator)
         return v.reshape(h.shape[0], *self.event_shape)
 
     # --- centering -----------------------------------------------------------------------
@@ -240,7 +241,7 @@ class RBM(Energy):
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, visible={self.visible!r}"
 
 
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """1 where u < p with u ~ U(0, 1) per element (a Bernoulli(p) draw; faster on CPU than
     ``torch.bernoulli``)."""
     u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from nrf._checks import check_choice, check_positive_int
-from nrf.energies.rbm import RBM
+from nrf.energies.rbm import RBM, bernoulli
 
 BASES = ("uniform", "data")
 DEFAULT_BETAS = 10_000
@@ -100,7 +100,7 @@ class _Base:
     def sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         shape = (n, self.bias.shape[0])
         if self.var is None:
-            return torch.bernoulli(torch.sigmoid(self.bias).expand(shape), generator=generator)
+            return bernoulli(torch.sigmoid(self.bias).expand(shape), generator)
         noise = torch.randn(shape, generator=generator, dtype=self.bias.dtype, device=self.bias.device)
         return self.bias + noise * self.var.sqrt()
 
@@ -231,16 +231,9 @@ def _gaussian_log_z(var: torch.Tensor) -> float:
     return float(0.5 * (math.log(2 * math.pi) + var.log()).sum())
 
 
-def _visible_term(model: RBM, v: torch.Tensor) -> torch.Tensor:
-    """V(v) of the RBM's energy (see :mod:`nrf.energies.rbm`)."""
-    if model.gaussian:
-        return ((v - model.visible_bias).pow(2) / (2 * model.variance)).sum(-1)
-    return -((v - model.visible_offset) @ model.visible_bias)
-
-
 def _log_p_star(model: RBM, base: _Base, v: torch.Tensor, c: torch.Tensor, beta: float) -> torch.Tensor:
     """log p*_beta(v), with h summed out; ``c`` = c(v)."""
-    rbm_part = _visible_term(model, v) + c @ model.hidden_offset
+    rbm_part = model.visible_term(v) + c @ model.hidden_offset
     return -(1.0 - beta) * base.energy(v) - beta * rbm_part + F.softplus(beta * c).sum(-1)
 
 
@@ -248,10 +241,10 @@ def _gibbs(
     model: RBM, base: _Base, c: torch.Tensor, beta: float, generator: torch.Generator | None
 ) -> torch.Tensor:
     """One sweep h ~ p_beta(h | v), v ~ p_beta(v | h), from c = c(v)."""
-    h = torch.bernoulli(torch.sigmoid(beta * c), generator=generator)
+    h = bernoulli(torch.sigmoid(beta * c), generator)
     x = model.visible_input(h)
     if base.var is None:
-        return torch.bernoulli(torch.sigmoid((1.0 - beta) * base.bias + beta * x), generator=generator)
+        return bernoulli(torch.sigmoid((1.0 - beta) * base.bias + beta * x), generator)
     precision = (1.0 - beta) / base.var + beta / model.variance
     mean = ((1.0 - beta) * base.bias / base.var + beta * x / model.variance) / precision
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)

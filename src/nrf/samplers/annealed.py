@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from nrf._checks import check_positive, check_positive_int
+from nrf._checks import check_bool, check_positive, check_positive_int
 from nrf.samplers.base import (
     SAMPLERS,
     GradientSampler,
@@ -39,7 +39,6 @@ from nrf.samplers.base import (
     noise_like,
     step_size_arg,
 )
-from nrf.samplers.gibbs import check_bool
 from nrf.samplers.langevin import langevin_update, mala_step
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Target

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from nrf._checks import check_bool
 from nrf.energies.rbm import RBM
 from nrf.samplers.base import SAMPLERS, ChainState, Sampler, StepInfo, advance, as_position
 from nrf.targets.base import Target
@@ -88,12 +89,6 @@ def check_gibbs_state(state: Any, cls: type[GibbsState], sampler: str) -> None:
         )
     if len(state.position) != 1:
         raise ValueError(f"{sampler} chains have the position (v,), got {len(state.position)} tensors")
-
-
-def check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({value!r})")
-    return value
 
 
 @SAMPLERS.register("gibbs", aliases=("block-gibbs",))

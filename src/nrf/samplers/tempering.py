@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf._checks import check_bool, check_choice, check_positive, check_positive_int
 from nrf.samplers.base import (
     SAMPLERS,
     ChainState,
@@ -51,7 +51,6 @@ from nrf.samplers.base import (
     select,
     step_size_arg,
 )
-from nrf.samplers.gibbs import check_bool
 from nrf.samplers.langevin import mala_step
 from nrf.samplers.schedules import Schedule
 from nrf.targets.base import Position, Target
