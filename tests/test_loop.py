@@ -134,6 +134,15 @@ def test_learning_rate_schedules() -> None:
     assert power.to_config() == {"name": "power", "power": 2.0, "scale": 0.25}
     with pytest.raises(ConfigError, match="scale must be a finite number > 0"):
         LR_SCHEDULES.build({"name": "power", "scale": 0})
+    steps = LR_SCHEDULES.build({"name": "multistep", "milestones": [2, 4], "gamma": 0.1})
+    assert [steps.factor(t, 100, 10) for t in (0, 19, 20, 39, 40, 99)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    )
+    assert steps.to_config() == {"name": "multistep", "milestones": [2, 4], "gamma": 0.1, "every": "epoch"}
+    assert LR_SCHEDULES.build({"name": "multistep", "milestones": [3], "every": "step"}).factor(3, 9, 9) == 0.1
+    for bad, match in (([], "non-empty"), ([3, 2], "strictly increasing"), ([0], "integers >= 1")):
+        with pytest.raises(ConfigError, match=match):
+            LR_SCHEDULES.build({"name": "multistep", "milestones": bad})
     x = torch.randn(40, 2, generator=_gen(5))
     objective = ContrastiveDivergence(MLPEnergy(2, hidden=(4,)), Langevin(0.01), 1)
     loop = _loop(

@@ -274,3 +274,18 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     # and the page's own CSS never uses it.
     near_blue = np.abs(pixels - np.array([31, 119, 180])).max(axis=1) < 30
     assert near_blue.sum() > 300
+
+
+def test_report_draws_forward_and_reverse_kl_in_one_panel(tmp_path: Path) -> None:
+    run = tmp_path / "rbm"
+    run.mkdir()
+    lines = [json.dumps({"phase": "train", "step": s, "loss": 1.0 / (1 + s)}) for s in range(0, 100, 10)]
+    lines += [
+        json.dumps({"phase": "eval", "step": s, "kl_forward": 3.0 - s / 50, "kl_reverse": 1.0 + s / 50})
+        for s in (25, 50, 75)
+    ]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    page = write_report(run).read_text(encoding="utf-8")
+    assert 'alt="kl_forward, kl_reverse"' in page
+    assert 'alt="kl_forward"' not in page and 'alt="kl_reverse"' not in page
+    assert len(_data_uris(page)) == 2  # loss, and the one KL panel
