@@ -28,22 +28,18 @@ kNN estimate (``ties="drop"``). Rows give mean +- sd over seeds.
 from __future__ import annotations
 
 import argparse
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomli_w
 import torch
+from _runs import train_config
 
 from nrf import plots
 from nrf.bench import BenchResult, markdown_table, mean_sd
 from nrf.data import bimodal1d, grid25, ring8
 from nrf.data.synthetic import MixtureData
 from nrf.metrics import knn_kl_pair, mode_metrics
-from nrf.training.config import load_config
-from nrf.training.run import _prepare
 
 NAME = "beam-mog"
 DESCRIPTION = "BEAM Fig. 3: RBM-PCD, RBM + driven sampler, BEAM and nrf's GANs on three mixtures (KL, modes)"
@@ -100,31 +96,6 @@ def _rbm_config(method: str, ds: dict[str, Any], d: int, steps: int, sweeps: int
     }  # fmt: skip
 
 
-def _train(cfg_dict: dict[str, Any], base: Path | None, data: Path, out: Path, name: str, args: Any) -> Any:
-    """Train the config ``cfg_dict`` (on top of ``base``, a shipped config) on ``data``."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.toml"
-    path.write_text(tomli_w.dumps(cfg_dict))
-    steps = cfg_dict["train"]["steps"]
-    overrides = [
-        f"run.out_dir={str(out)!r}", f"run.name={name!r}", f"run.threads={args.threads}", 'run.device="cpu"',
-        'data.name="npy"', f"data.path={str(data)!r}", "data.validation_fraction=0.0",
-        "train.eval_every=0", "train.progress=false", f"train.checkpoint_every={max(1, steps // 5)}",
-        f"train.log_every={max(1, steps // 50)}", f"run.seed={cfg_dict['run']['seed']}",
-    ]  # fmt: skip
-    if base is None:
-        cfg = load_config(path, overrides)
-    else:
-        cfg = load_config(base, [*overrides, f"train.steps={steps}"])
-    run_dir = out / cfg.run.name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    trainer = _prepare(cfg, run_dir)
-    trainer.evaluators = []
-    start = time.perf_counter()
-    trainer.fit()
-    return trainer.objective, time.perf_counter() - start
-
-
 def _evaluate(objective: Any, mix: MixtureData, held_out: torch.Tensor, n: int, gen: torch.Generator) -> dict:
     objective.eval()
     with torch.no_grad():
@@ -167,7 +138,11 @@ def run(args: argparse.Namespace) -> BenchResult:
                     cfg, base = {"train": {"steps": steps}}, CONFIGS / f"{GENERATOR_METHODS[method]}.toml"
                 cfg.setdefault("run", {})["seed"] = seed
                 name = f"{ds_name}-{method}-s{seed}"
-                objective, seconds = _train(cfg, base, data_file, args.out / "beam-mog-runs", name, args)
+                data = ['data.name="npy"', f"data.path={str(data_file)!r}", "data.validation_fraction=0.0"]
+                trainer, seconds = train_config(
+                    cfg, args.out / "beam-mog-runs", name, args.threads, data, base=base
+                )
+                objective = trainer.objective
                 ev = _evaluate(objective, mix, held_out, 5000, torch.Generator().manual_seed(seed + 999))
                 entry = per_method.setdefault(method, {})
                 for key in ("kl_forward", "kl_reverse", "covered_modes", "realistic_ratio"):

@@ -161,3 +161,61 @@ def test_beam_mog_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert oracle["covered_modes"] == [8.0]
     assert abs(oracle["kl_forward"][0]) < 0.2  # fresh data against held-out data: ~0
     assert (tmp_path / "beam_mog_samples.png").stat().st_size > 1000
+
+
+def _fake_mnist(split: str = "train", root: object = None) -> object:
+    import numpy as np
+
+    from nrf.data.mnist import ImageSet
+
+    rng = np.random.RandomState(0 if split == "train" else 1)
+    n = 700 if split == "train" else 120
+    labels = np.arange(n) % 2
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    images[labels == 0, 4:24, 12:16] = 230  # a bar
+    images[labels == 1, 12:16, 4:24] = 230  # a dash
+    images = np.clip(images + rng.randint(0, 25, images.shape), 0, 255).astype(np.uint8)
+    return ImageSet(images=images, labels=labels)
+
+
+def test_beam_mnist_tiny_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+
+    import nrf.data
+
+    monkeypatch.setattr(nrf.data, "load_mnist", _fake_mnist)  # the benchmark imports it at load
+    argv = ["bench", "beam-mnist", "--quick", "--out", str(tmp_path), "--rows", "600",
+            "--methods", "rbm,beam,pcd1,sklearn"]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "scikit-learn BernoulliRBM" in table and "speed: sklearn s / nrf s per epoch" in table
+    record = json.loads((tmp_path / "beam-mnist.json").read_text())["results"]
+    assert record["epochs"] == [1, 1]
+    assert set(record["parts"]["continuous"]) == {"rbm", "beam", "oracle"}  # pcd1 / sklearn: binary only
+    binary = record["parts"]["binary"]
+    assert set(binary) == {"rbm", "beam", "pcd1", "sklearn", "oracle"}
+    for method in ("rbm", "beam", "pcd1", "sklearn"):
+        entry = binary[method]
+        assert math.isfinite(entry["kl_forward"]) and math.isfinite(entry["kl_reverse"])
+        assert entry["test_ll"] < 0 and entry["log_z_sd"] >= 0  # a log-probability of 784 binary pixels
+        assert [p[0] for p in entry["curve"]] == [1.0, 2.0]  # kNN KL after each epoch
+        assert entry["seconds_per_epoch"] > 0
+    assert len(record["speed"]["ratios"]) == 1 and record["speed"]["ratios"][0] > 0
+    assert (tmp_path / "beam_mnist_kl.png").stat().st_size > 1000
+    assert (tmp_path / "beam_mnist_particles.png").stat().st_size > 1000
+
+
+def test_beam_mnist_reads_sklearn_weights_with_sklearns_free_energy() -> None:
+    import numpy as np
+    import torch
+    from sklearn.neural_network import BernoulliRBM
+
+    module = bench.load("beam-mnist")
+    x = (np.random.RandomState(0).rand(200, 12) < 0.3).astype(np.float64)
+    model = BernoulliRBM(n_components=5, n_iter=3, learning_rate=0.1, random_state=0).fit(x)
+    rbm = module.as_nrf_rbm(model)
+    with torch.no_grad():
+        ours = rbm(torch.from_numpy(x).float()).double().numpy()
+    np.testing.assert_allclose(ours, model._free_energy(x), rtol=1e-5, atol=1e-5)

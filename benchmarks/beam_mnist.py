@@ -1,0 +1,382 @@
+"""BEAM Fig. 5-6 / Table II (004_…): RBMs, RBM + driven sampler and BEAM on MNIST, with
+scikit-learn's ``BernoulliRBM`` side by side on binarized MNIST.
+
+Data (fixed once per seed): the 60,000 training images, 10 % held out for the kNN KL, the
+other 54,000 trained on; the 10,000 test images for the AIS log-likelihood.
+
+* ``continuous``: grey levels dequantized, (pixel + u) / 256 with u ~ U(0, 1) drawn once
+  (a Gaussian visible unit of a pixel that is 0 in every image would otherwise shrink its
+  variance without bound); Gaussian-Bernoulli RBMs with 200 hidden units (Table II).
+* ``binary``: every pixel drawn once from Bernoulli(pixel / 255) (Salakhutdinov & Murray's
+  binarization); Bernoulli RBMs with 500 hidden units (the issue's AIS target).
+
+Methods (Table II: batch 100, 5 sweeps per update on 100 persistent fantasy particles,
+Adam (0.5, 0.9) at lr 1e-3 for 25 epochs and 1e-4 for 30 more, weights N(0, 0.01^2)):
+
+* ``rbm``: PCD with block Gibbs;
+* ``rbm-tds``: PCD with temperature-driven sampling (beta sd 0.9, autocorrelation 0.9);
+* ``beam``: the same, maximum likelihood for 25 epochs, then C = -0.1 L - 0.9 A with the
+  distance-weighted critic (k = 2) on the hidden activations;
+* ``pcd1`` (binary): nrf's PCD with scikit-learn's algorithm and settings: one Gibbs sweep
+  per update, plain SGD at lr 0.05 (sklearn's gradient is the batch mean), 100 particles;
+* ``sklearn`` (binary): ``BernoulliRBM(n_components=500, batch_size=100,
+  learning_rate=0.05)``, one ``partial_fit`` per minibatch (what its ``fit`` does per
+  batch), its weights copied into an nrf RBM for scoring.
+
+Every model is scored as trained (final model) the same way, and so are the curves (every
+``--eval-every`` epochs): samples of fresh chains, started from uniform noise (Bernoulli(0.5)
+pixels / U(0, 1) grey levels) and run for 100 block-Gibbs sweeps at the model's own
+temperature (the paper's Fig. 6 procedure), against held-out rows: kNN estimates (k = 1) of
+the forward KL D(data || model) and reverse KL D(model || data). Binary RBMs also get the
+AIS estimate of log Z (100 chains, Salakhutdinov & Murray's 14,500-temperature ladder,
+base rates from the training data) and the mean test log-likelihood with its standard
+error from the AIS spread. ``s / epoch`` excludes evaluation time. The speed rows time one
+epoch of ``pcd1`` against one of ``sklearn`` alternately in this process, at the same
+thread count (numpy's BLAS limited with threadpoolctl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _runs import train_config
+
+from nrf import plots
+from nrf.bench import BenchResult, markdown_table, mean_sd
+from nrf.data import load_mnist
+from nrf.energies import RBM
+from nrf.metrics import ais_log_partition, knn_kl_pair, rbm_log_likelihood
+from nrf.samplers.gibbs import gibbs_sweep
+
+NAME = "beam-mnist"
+DESCRIPTION = "BEAM Fig. 5-6: RBM, RBM + driven sampler, BEAM on MNIST (kNN KL curves, AIS), vs sklearn"
+
+PARTS: dict[str, dict[str, Any]] = {
+    "continuous": {"visible": "gaussian", "hidden": 200, "methods": ("rbm", "rbm-tds", "beam")},
+    "binary": {"visible": "bernoulli", "hidden": 500,
+               "methods": ("rbm", "rbm-tds", "beam", "pcd1", "sklearn")},
+}  # fmt: skip
+LABELS = {
+    "rbm": "RBM (PCD, Gibbs)", "rbm-tds": "RBM (PCD, driven sampler)", "beam": "BEAM (driven sampler)",
+    "pcd1": "nrf PCD-1, SGD (sklearn's algorithm)", "sklearn": "scikit-learn BernoulliRBM",
+}  # fmt: skip
+ML_EPOCHS, ADV_EPOCHS = 25, 30  # Table II
+S_AND_M_LADDER = (500, 4_000, 10_000)  # 0-0.5, 0.5-0.9, 0.9-1 (Salakhutdinov & Murray 2008)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parts", default="continuous,binary", help="comma-separated subset")
+    parser.add_argument("--methods", default="rbm,rbm-tds,beam,pcd1,sklearn",
+                        help="of: rbm, rbm-tds, beam, pcd1, sklearn (last two: binary only)")  # fmt: skip
+    parser.add_argument("--epochs-scale", type=float, default=None,
+                        help="multiply the 25 + 30 epochs (default 1; quick 0.04)")  # fmt: skip
+    parser.add_argument(
+        "--rows", type=int, default=None, help="training images used (default all; quick 3,000)"
+    )
+    parser.add_argument("--eval-every", type=float, default=None,
+                        help="epochs between kNN KL points (default 5; quick 1)")  # fmt: skip
+    parser.add_argument("--speed-repeats", type=int, default=None,
+                        help="pcd1 / sklearn epochs timed in turn (default 3; quick 1; 0: none)")  # fmt: skip
+
+
+def _subset(spec: str, known: list[str], option: str) -> list[str]:
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [w for w in wanted if w not in known]
+    if unknown or not wanted:
+        raise ValueError(f"{option}: unknown {unknown or spec!r}; choose from {known}")
+    return wanted
+
+
+def _data(part: str, rows: int | None, seed: int) -> dict[str, torch.Tensor]:
+    """(train, held-out, test) rows of ``part``, flat, float32, in a fixed random order."""
+    gen = np.random.default_rng(seed + 31)
+    out: dict[str, np.ndarray] = {}
+    for split in ("train", "test"):
+        pixels = load_mnist(split).images.reshape(-1, 784).astype(np.float32)
+        if part == "continuous":
+            out[split] = (pixels + gen.random(pixels.shape, dtype=np.float32)) / 256.0
+        else:
+            out[split] = (gen.random(pixels.shape, dtype=np.float32) < pixels / 255.0).astype(np.float32)
+    x = out["train"][gen.permutation(out["train"].shape[0])]
+    if rows is not None:
+        x = x[:rows]
+    n_hold = x.shape[0] // 10
+    return {
+        "held_out": torch.from_numpy(x[:n_hold].copy()),
+        "train": torch.from_numpy(x[n_hold:].copy()),
+        "test": torch.from_numpy(out["test"][: max(rows // 6, 100) if rows else None].copy()),
+    }
+
+
+def fresh_samples(
+    rbm: RBM, n: int, sweeps: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` chains from uniform noise after ``sweeps`` block-Gibbs sweeps at beta = 1:
+    ``(samples v, E[v | h] of the last sweep)``."""
+    shape = (n, rbm.n_visible)
+    v = torch.rand(shape, generator=generator)
+    if not rbm.gaussian:
+        v = (v < 0.5).float()
+    mean = v
+    for i in range(sweeps):
+        v, _, m = gibbs_sweep(rbm, v, 1.0, generator, mean_field_visible=i == sweeps - 1)
+        mean = m if m is not None else mean
+    return v.reshape(shape), mean.reshape(shape)
+
+
+class _Curve:
+    """The kNN KL evaluator of one run: points ``(epoch, forward, reverse)`` and the seconds
+    spent evaluating (subtracted from the fit's time)."""
+
+    def __init__(self, held_out: torch.Tensor, n: int, sweeps: int, per_epoch: int) -> None:
+        self.held_out, self.n, self.sweeps, self.per_epoch = held_out[:n], n, sweeps, per_epoch
+        self.points: list[tuple[float, float, float]] = []
+        self.seconds = 0.0
+
+    def score(self, rbm: RBM, epoch: float, generator: torch.Generator) -> dict[str, float]:
+        start = time.perf_counter()
+        with torch.no_grad():
+            samples, _ = fresh_samples(rbm, self.n, self.sweeps, generator)
+        kl = knn_kl_pair(samples, self.held_out, k=1, ties="drop")
+        self.points.append((epoch, float(kl.forward), float(kl.reverse)))
+        self.seconds += time.perf_counter() - start
+        return {"kl_forward": float(kl.forward), "kl_reverse": float(kl.reverse)}
+
+    def evaluator(self) -> Callable[..., dict[str, float]]:
+        def evaluate(objective: Any, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
+            return self.score(objective.energy, step / self.per_epoch, gen)
+
+        return evaluate
+
+
+def _rbm_config(method: str, spec: dict[str, Any], steps: int, per_epoch: int, ml_epochs: int,
+                sweeps: int, seed: int) -> dict[str, Any]:  # fmt: skip
+    energy = {"n_visible": 784, "n_hidden": spec["hidden"], "visible": spec["visible"], "weight_std": 0.01}
+    cfg: dict[str, Any] = {
+        "run": {"seed": seed},
+        "model": {"energy": "rbm", "init_batch": 1, "energy_args": energy},
+        "objective": {"name": "cd", "args": {"start": "persistent", "n_particles": 100}},
+        "sampler": {"name": "gibbs", "steps": sweeps},
+        "optim": {"energy": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.9]}},
+        "train": {"steps": steps, "batch_size": 100,
+                  "lr_schedule": {"name": "multistep", "milestones": [ml_epochs], "gamma": 0.1}},
+    }  # fmt: skip
+    if method in ("rbm-tds", "beam"):
+        cfg["sampler"] = {"name": "tds", "beta_std": 0.9, "autocorrelation": 0.9, "steps": sweeps}
+    if method == "beam":
+        beam = {
+            "gamma": 0.1,
+            "critic": "dnn",
+            "critic_k": 2,
+            "warmup": ml_epochs * per_epoch,
+            "n_particles": 100,
+        }
+        cfg["objective"] = {"name": "beam", "args": beam}
+    if method == "pcd1":
+        cfg["sampler"] = {"name": "gibbs", "steps": 1}
+        cfg["optim"] = {"energy": {"name": "sgd", "lr": 0.05}}
+        cfg["train"]["lr_schedule"] = "constant"
+    return cfg
+
+
+def _sklearn_rbm(hidden: int, seed: int) -> Any:
+    from sklearn.neural_network import BernoulliRBM
+
+    return BernoulliRBM(n_components=hidden, batch_size=100, learning_rate=0.05, n_iter=1, random_state=seed)
+
+
+def _sklearn_epoch(model: Any, x: np.ndarray) -> float:
+    """One epoch of ``model`` over ``x`` in batches of 100 (as its ``fit`` loops); seconds."""
+    start = time.perf_counter()
+    for i in range(0, x.shape[0], 100):
+        model.partial_fit(x[i : i + 100])
+    return time.perf_counter() - start
+
+
+def as_nrf_rbm(model: Any) -> RBM:
+    """A fitted ``BernoulliRBM`` as an nrf RBM: sklearn's E(v, h) = -v^T W^T h - b^T v - c^T h
+    with W = ``components_`` (hidden x visible), b / c the visible / hidden intercepts."""
+    w = torch.from_numpy(np.asarray(model.components_, dtype=np.float32))
+    rbm = RBM(w.shape[1], w.shape[0], "bernoulli", weight_std=0.0)
+    with torch.no_grad():
+        rbm.weight.copy_(w.T)
+        rbm.visible_bias.copy_(torch.from_numpy(np.asarray(model.intercept_visible_, dtype=np.float32)))
+        rbm.hidden_bias.copy_(torch.from_numpy(np.asarray(model.intercept_hidden_, dtype=np.float32)))
+    return rbm
+
+
+def _train_sklearn(spec: dict[str, Any], data: dict[str, torch.Tensor], epochs: int, curve: _Curve,
+                   eval_epochs: set[int], seed: int, threads: int) -> tuple[RBM, float]:  # fmt: skip
+    from threadpoolctl import threadpool_limits
+
+    x = data["train"].numpy().astype(np.float64)
+    model = _sklearn_rbm(spec["hidden"], seed)
+    gen = torch.Generator().manual_seed(seed + 5)
+    order = np.random.default_rng(seed)
+    seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        with threadpool_limits(limits=threads):
+            seconds += _sklearn_epoch(model, x[order.permutation(x.shape[0])])
+        if epoch in eval_epochs or epoch == epochs:
+            curve.score(as_nrf_rbm(model), float(epoch), gen)
+    return as_nrf_rbm(model), seconds
+
+
+def _ais(rbm: RBM, data: dict[str, torch.Tensor], quick: bool, seed: int) -> dict[str, float]:
+    pieces = (torch.linspace(0, 0.5, (50 if quick else S_AND_M_LADDER[0]) + 1),
+              torch.linspace(0.5, 0.9, (200 if quick else S_AND_M_LADDER[1]) + 1)[1:],
+              torch.linspace(0.9, 1.0, (250 if quick else S_AND_M_LADDER[2]) + 1)[1:])  # fmt: skip
+    est = ais_log_partition(rbm, 100, betas=torch.cat(pieces), base="data", data=data["train"],
+                            generator=torch.Generator().manual_seed(seed + 77))  # fmt: skip
+    with torch.no_grad():
+        ll = rbm_log_likelihood(rbm, data["test"], est)
+    return {"test_ll": ll, "log_z": est.log_z, "log_z_sd": est.log_z_sd, "ais_ess": est.ess}
+
+
+def _speed(x: torch.Tensor, hidden: int, repeats: int, threads: int, out: Path, seed: int) -> dict[str, Any]:
+    """Alternated epochs of nrf's ``pcd1`` and sklearn's BernoulliRBM on the rows ``x``."""
+    from threadpoolctl import threadpool_limits
+
+    per_epoch = x.shape[0] // 100
+    data_file = out / "beam-mnist-data" / "speed.npy"
+    np.save(data_file, x.numpy())
+    data = ['data.name="npy"', f"data.path={str(data_file)!r}", "data.validation_fraction=0.0"]
+    cfg = _rbm_config("pcd1", {"hidden": hidden, "visible": "bernoulli"}, per_epoch, per_epoch, 1, 1, seed)
+    x64 = x.numpy().astype(np.float64)
+    nrf_s, sk_s = [], []
+    model = _sklearn_rbm(hidden, seed)
+    model.partial_fit(x64[:100])
+    for _ in range(repeats):
+        _, seconds = train_config(
+            cfg, out / "beam-mnist-runs", "speed-pcd1", threads, data, checkpoint_every=0
+        )
+        nrf_s.append(seconds)
+        with threadpool_limits(limits=threads):
+            sk_s.append(_sklearn_epoch(model, x64))
+    ratios = [s / n for s, n in zip(sk_s, nrf_s, strict=True)]
+    return {"rows": x.shape[0], "nrf_seconds": nrf_s, "sklearn_seconds": sk_s, "ratios": ratios}
+
+
+def run(args: argparse.Namespace) -> BenchResult:
+    quick = bool(args.quick)
+    scale = args.epochs_scale or (0.04 if quick else 1.0)
+    rows = args.rows or (3000 if quick else None)
+    eval_every = args.eval_every or (1.0 if quick else 5.0)
+    repeats = args.speed_repeats if args.speed_repeats is not None else (1 if quick else 3)
+    sweeps_eval = 20 if quick else 100
+    n_eval = 200 if quick else 1000
+    n_final = 300 if quick else 5000
+    parts = _subset(args.parts, list(PARTS), "--parts")
+    methods = _subset(args.methods, list(LABELS), "--methods")
+    ml_epochs = max(1, round(ML_EPOCHS * scale))
+    epochs = ml_epochs + max(1, round(ADV_EPOCHS * scale))
+    results: dict[str, Any] = {"epochs": [ml_epochs, epochs - ml_epochs], "parts": {}, "seed": args.seed}
+    rows_out: list[list[str]] = []
+    curves: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    panels: list[tuple[str, torch.Tensor]] = []
+    out_runs = args.out / "beam-mnist-runs"
+    for part in parts:
+        spec = PARTS[part]
+        data = _data(part, rows, args.seed)
+        held = data["held_out"]
+        per_epoch = data["train"].shape[0] // 100
+        data_file = args.out / "beam-mnist-data" / f"{part}.npy"
+        data_file.parent.mkdir(parents=True, exist_ok=True)
+        np.save(data_file, data["train"].numpy())
+        overrides = ['data.name="npy"', f"data.path={str(data_file)!r}", "data.validation_fraction=0.0"]
+        per_part: dict[str, Any] = {}
+        eval_epochs = {round(e) for e in np.arange(eval_every, epochs + 1e-9, eval_every)}
+        for method in methods:
+            if method not in spec["methods"]:
+                continue
+            curve = _Curve(held, n_eval, sweeps_eval, per_epoch)
+            if method == "sklearn":
+                rbm, train_s = _train_sklearn(spec, data, epochs, curve, eval_epochs, args.seed, args.threads)
+            else:
+                cfg = _rbm_config(method, spec, epochs * per_epoch, per_epoch, ml_epochs, 5, args.seed)
+                trainer, seconds = train_config(cfg, out_runs, f"{part}-{method}", args.threads, overrides,
+                                                evaluators=[curve.evaluator()],
+                                                eval_every=max(1, round(eval_every * per_epoch)))  # fmt: skip
+                rbm, train_s = trainer.objective.energy, seconds - curve.seconds
+            rbm.eval()
+            gen = torch.Generator().manual_seed(args.seed + 999)
+            with torch.no_grad():
+                samples, means = fresh_samples(rbm, n_final, 100 if not quick else sweeps_eval, gen)
+            kl = knn_kl_pair(samples, held[:n_final], k=1, ties="drop")
+            entry: dict[str, Any] = {"kl_forward": float(kl.forward), "kl_reverse": float(kl.reverse),
+                                     "seconds_per_epoch": train_s / epochs,
+                                     "curve": curve.points}  # fmt: skip
+            if not rbm.gaussian:
+                entry.update(_ais(rbm, data, quick, args.seed))
+            per_part[method] = entry
+            curves.setdefault(part, {})[method] = curve.points
+            panels.append((f"{part}: {LABELS[method]}", means[:16].reshape(16, 1, 28, 28)))
+        oracle = knn_kl_pair(data["train"][:n_final], held[:n_final], k=1, ties="drop")
+        per_part["oracle"] = {"kl_forward": float(oracle.forward), "kl_reverse": float(oracle.reverse)}
+        results["parts"][part] = per_part
+        for method, entry in per_part.items():
+            label = "training rows (oracle)" if method == "oracle" else LABELS[method]
+            ll = f"{entry['test_ll']:.2f} ± {entry['log_z_sd']:.2f}" if "test_ll" in entry else "-"
+            secs = f"{entry['seconds_per_epoch']:.2f}" if "seconds_per_epoch" in entry else "-"
+            rows_out.append(
+                [part, label, f"{entry['kl_forward']:.2f}", f"{entry['kl_reverse']:.2f}", ll, secs]
+            )
+    if repeats and "binary" in parts:
+        speed_rows = _data("binary", rows, args.seed)["train"][: 1000 if quick else None]
+        speed = _speed(speed_rows, PARTS["binary"]["hidden"], repeats, args.threads, args.out, args.seed)
+        results["speed"] = speed
+        m, s = mean_sd(speed["ratios"])
+        rows_out.append(["binary", f"speed: sklearn s / nrf s per epoch ({speed['rows']} rows)",
+                         "-", "-", "-", f"{m:.2f} ± {s:.2f} x"])  # fmt: skip
+    figures = []
+    if curves:
+        figures.append(_curve_figure(curves, ml_epochs, args.out / "beam_mnist_kl.png"))
+    if panels:
+        figures.append(_panel_figure(panels, args.out / "beam_mnist_particles.png"))
+    headers = [
+        "data",
+        "model",
+        "KL(data‖model)",
+        "KL(model‖data)",
+        "AIS test LL (nats ± AIS sd)",
+        "s / epoch",
+    ]
+    notes = [
+        f"{ml_epochs} + {epochs - ml_epochs} epochs (maximum likelihood, then lr x0.1 and BEAM's adversary); "
+        f"{data['train'].shape[0]} training rows; one seed ({args.seed}); final models",
+        f"samples: {n_final} fresh chains from noise, {100 if not quick else sweeps_eval} Gibbs sweeps; "
+        "kNN KL (k = 1) against held-out rows, comparable within a part only",
+        "AIS: 100 chains, data-based base rates; the LL's ± is the log Z estimate's sd",
+    ]
+    return BenchResult(markdown_table(headers, rows_out), results, figures, notes)
+
+
+def _curve_figure(
+    curves: dict[str, dict[str, list[tuple[float, float, float]]]], switch: int, path: Path
+) -> Path:
+    fig, axes = plots.new_figure(2, len(curves), size=3.6)
+    for row, (part, per_method) in enumerate(curves.items()):
+        for col, (which, title) in enumerate(((1, "KL(data‖model)"), (2, "KL(model‖data)"))):
+            ax = axes[row, col]
+            for method, points in per_method.items():
+                pts = np.asarray(points)
+                ax.plot(pts[:, 0], pts[:, which], marker=".", label=LABELS[method])
+            ax.axvline(switch, color="gray", ls="--", lw=0.8)
+            ax.set_title(f"{part}: {title}", fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+            if col == 0:
+                ax.legend(fontsize=6)
+    return plots.save(fig, path)
+
+
+def _panel_figure(panels: list[tuple[str, torch.Tensor]], path: Path) -> Path:
+    fig, axes = plots.new_figure(len(panels), size=2.6)
+    for ax, (title, images) in zip(axes[0], panels, strict=True):
+        plots.image_grid(ax, images.clamp(0, 1), ncol=4, title=title)
+    return plots.save(fig, path)
