@@ -139,3 +139,26 @@ def test_binary_image_scales() -> None:
 
     with pytest.raises(ConfigError, match=r"data.scale: expected one of \['unit', .*'binary-stochastic'\]"):
         validate(Config(data=DataSection(name="mnist", scale="bin")))
+
+
+def test_one_call_on_both_batches_equals_two_calls() -> None:
+    from nrf.data.batch import Batch
+    from nrf.energies import MLPEnergy
+    from nrf.objectives.base import paired_energies
+
+    gen = torch.Generator().manual_seed(3)
+    rbm = RBM(6, 4, weight_std=0.5, generator=gen)
+    rbm.set_offsets(visible=torch.full((6,), 0.3), hidden=torch.full((4,), 0.5))
+    a, b = torch.rand(5, 6, generator=gen).round(), torch.rand(3, 6, generator=gen).round()
+    joint = paired_energies(rbm, a, b)
+    torch.testing.assert_close(joint[0], rbm(a))
+    torch.testing.assert_close(joint[1], rbm(b))
+    calls: list[int] = []
+    mlp = MLPEnergy(6, hidden=(4,))  # rows_independent is False: scored batch by batch
+    mlp.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    paired_energies(mlp, a, b)
+    assert calls == [5, 3]
+    x = torch.arange(12.0).reshape(6, 2)
+    batch = Batch(x, torch.arange(6))
+    assert batch.select(torch.tensor([4, 1])).y.tolist() == [4, 1]
+    assert batch.select(torch.tensor([True, False] * 3)).x[:, 0].tolist() == [0.0, 4.0, 8.0]

@@ -42,6 +42,15 @@ class Batch:
         return replace(self, **{k: v.to(device) for k, v in moved.items() if v is not None})
 
     def select(self, index: torch.Tensor) -> Batch:
-        """The rows ``index`` of every field."""
+        """The rows ``index`` (row numbers, or a boolean mask) of every field."""
         chosen = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{k: v[index.to(v.device)] for k, v in chosen.items() if v is not None})
+        return replace(self, **{k: _rows(v, index) for k, v in chosen.items() if v is not None})
+
+
+def _rows(v: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``v[index]``; row numbers go through ``index_select`` (whole rows copied at once, several
+    times faster on CPU than advanced indexing)."""
+    index = index.to(v.device)
+    if index.dim() == 1 and index.dtype in (torch.int64, torch.int32):
+        return v.index_select(0, index)
+    return v[index]

@@ -19,6 +19,9 @@ class Energy(nn.Module):
     """
 
     event_shape: tuple[int, ...]
+    rows_independent: bool = False
+    """True when each row's energy depends on that row only, in training mode too (no batch
+    statistics): objectives may then score several batches in one call."""
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """Alias of ``self(x)``: the energy of each sample, shape ``(batch,)``."""

@@ -75,6 +75,7 @@ class RBM(Energy):
     log_var: torch.Tensor
     visible_offset: torch.Tensor
     hidden_offset: torch.Tensor
+    rows_independent = True
 
     def __init__(
         self,
@@ -120,24 +121,29 @@ class RBM(Energy):
 
     # --- the energy ------------------------------------------------------------------------
 
+    def _centred(self, v: torch.Tensor) -> torch.Tensor:
+        """v - mu (v itself while the visible offsets are zero: one pass over v fewer)."""
+        return v - self.visible_offset if bool(self.visible_offset.any()) else v
+
     def _u(self, v: torch.Tensor) -> torch.Tensor:
-        centred = v - self.visible_offset
+        centred = self._centred(v)
         return centred / self.variance if self.gaussian else centred
 
     def visible_term(self, v: torch.Tensor) -> torch.Tensor:
         """V(v), the visible units' own part of the energy (see the module docstring)."""
         if self.gaussian:
             return ((v - self.visible_bias).pow(2) / (2 * self.variance)).sum(-1)
-        return -((v - self.visible_offset) @ self.visible_bias)
+        return -(self._centred(v) @ self.visible_bias)
 
     def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
         """c(v) = b + W^T u(v), shape ``(batch, n_hidden)``."""
-        return self.hidden_bias + self._u(self._flat_batch(v)) @ self.weight
+        return torch.addmm(self.hidden_bias, self._u(self._flat_batch(v)), self.weight)
 
     def visible_input(self, h: torch.Tensor) -> torch.Tensor:
         """a + W (h - lambda), shape ``(batch, n_visible)``: the Bernoulli logits, or the
         Gaussian means."""
-        return self.visible_bias + (h - self.hidden_offset) @ self.weight.T
+        hc = h - self.hidden_offset if bool(self.hidden_offset.any()) else h
+        return torch.addmm(self.visible_bias, hc, self.weight.T)
 
     def joint_energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h), shape ``(batch,)``."""
@@ -148,14 +154,16 @@ class RBM(Energy):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """The free energy F(v) = -log sum_h exp(-E(v, h)), shape ``(batch,)``."""
         v = self._flat_batch(v)
-        c = self.hidden_bias + self._u(v) @ self.weight
-        return self.visible_term(v) + c @ self.hidden_offset - F.softplus(c).sum(-1)
+        c = torch.addmm(self.hidden_bias, self._u(v), self.weight)
+        free = self.visible_term(v) - F.softplus(c).sum(-1)
+        return free + c @ self.hidden_offset if bool(self.hidden_offset.any()) else free
 
     # --- conditionals ------------------------------------------------------------------------
 
     def hidden_probs(self, v: torch.Tensor, beta: torch.Tensor | float = 1.0) -> torch.Tensor:
         """p(h = 1 | v) at inverse temperature ``beta`` (a number or one per row)."""
-        return torch.sigmoid(_rows(beta, v) * self.hidden_input(v))
+        c = self.hidden_input(v)
+        return torch.sigmoid(c if _is_one(beta) else _rows(beta, v) * c)
 
     def sample_hidden(
         self, v: torch.Tensor, beta: torch.Tensor | float = 1.0, generator: torch.Generator | None = None
@@ -167,7 +175,7 @@ class RBM(Energy):
         """E[v | h] at inverse temperature ``beta`` (the fantasy particles' display), shape
         ``(batch, *event_shape)``."""
         x = self.visible_input(h)
-        mean = x if self.gaussian else torch.sigmoid(_rows(beta, h) * x)
+        mean = x if self.gaussian else torch.sigmoid(x if _is_one(beta) else _rows(beta, h) * x)
         return mean.reshape(h.shape[0], *self.event_shape)
 
     def sample_visible(
@@ -175,12 +183,13 @@ class RBM(Energy):
     ) -> torch.Tensor:
         """v ~ p(v | h) at inverse temperature ``beta``, shape ``(batch, *event_shape)``."""
         x = self.visible_input(h)
+        one = _is_one(beta)
         b = _rows(beta, h)
         if self.gaussian:
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            v = x + noise * (self.variance / b).sqrt()
+            v = x + noise * (self.variance.sqrt() if one else (self.variance / b).sqrt())
         else:
-            v = bernoulli(torch.sigmoid(b * x), generator)
+            v = bernoulli(torch.sigmoid(x if one else b * x), generator)
         return v.reshape(h.shape[0], *self.event_shape)
 
     # --- centering -----------------------------------------------------------------------
@@ -245,7 +254,12 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torc
     """1 where u < p with u ~ U(0, 1) per element (a Bernoulli(p) draw; faster on CPU than
     ``torch.bernoulli``)."""
     u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
-    return (u < p).to(p.dtype)
+    return torch.lt(u, p.detach(), out=u)  # the 0 / 1 written over u: no separate cast
+
+
+def _is_one(beta: torch.Tensor | float) -> bool:
+    """Whether ``beta`` is the number 1 (the model's own temperature: no scaling to do)."""
+    return not isinstance(beta, torch.Tensor) and beta == 1.0
 
 
 def _rows(beta: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:

@@ -102,3 +102,13 @@ class Objective(nn.Module, Configurable, ABC):
 
 
 Objective.registry = OBJECTIVES
+
+
+def paired_energies(energy: nn.Module, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(energy(a), energy(b))``; one call on the rows of both when the energy says its rows
+    are independent (``rows_independent``) and the batches have one shape per row (one
+    larger matrix product instead of two smaller ones, half the element-wise calls)."""
+    if getattr(energy, "rows_independent", False) and a.shape[1:] == b.shape[1:] and a.dtype == b.dtype:
+        both: torch.Tensor = energy(torch.cat([a, b]))
+        return both[: a.shape[0]], both[a.shape[0] :]
+    return energy(a), energy(b)

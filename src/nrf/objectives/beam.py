@@ -37,7 +37,7 @@ from torch import nn
 
 from nrf._checks import check_choice, check_positive, check_positive_int, check_probability
 from nrf.data.batch import Batch
-from nrf.objectives.base import OBJECTIVES, StepContext
+from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.samplers import Sampler
 from nrf.targets import Target
@@ -148,7 +148,7 @@ class BEAM(ContrastiveDivergence):
             self.event_shape = tuple(x.shape[1:])
         x_neg = self.negatives(self.chains(x, ctx.generator), ctx.generator)
         gamma = 1.0 if self.updates < self.warmup or self._previous is None else self.gamma
-        f_data, f_neg = self.energy(x), self.energy(x_neg)
+        f_data, f_neg = paired_energies(self.energy, x, x_neg)
         likelihood = f_data.mean() - f_neg.mean()
         metrics: dict[str, float] = {}
         loss = gamma * likelihood

@@ -33,7 +33,7 @@ from torch import nn
 from nrf._checks import check_choice, check_positive, check_positive_int, check_probability
 from nrf.data.batch import Batch
 from nrf.nn.ensemble import ensemble_size
-from nrf.objectives.base import OBJECTIVES, Objective, StepContext
+from nrf.objectives.base import OBJECTIVES, Objective, StepContext, paired_energies
 from nrf.samplers import ChainState, ReplayBuffer, Sampler, run
 from nrf.targets import BoltzmannTarget, Target
 
@@ -162,8 +162,7 @@ class ContrastiveDivergence(Objective):
             x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
         if self.buffer is not None:
             self.buffer.push(x_neg)
-        e_data = self.energy(x)
-        e_neg = self.energy(x_neg)
+        e_data, e_neg = paired_energies(self.energy, x, x_neg)
         loss = e_data.mean() - e_neg.mean()
         if self.alpha > 0:
             loss = loss + self.alpha * (e_data.pow(2).mean() + e_neg.pow(2).mean())
