@@ -139,7 +139,8 @@ def test_learning_rate_schedules() -> None:
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     )
     assert steps.to_config() == {"name": "multistep", "milestones": [2, 4], "gamma": 0.1, "every": "epoch"}
-    assert LR_SCHEDULES.build({"name": "multistep", "milestones": [3], "every": "step"}).factor(3, 9, 9) == 0.1
+    by_step = LR_SCHEDULES.build({"name": "multistep", "milestones": [3], "every": "step"})
+    assert by_step.factor(3, 9, 9) == 0.1
     for bad, match in (([], "non-empty"), ([3, 2], "strictly increasing"), ([0], "integers >= 1")):
         with pytest.raises(ConfigError, match=match):
             LR_SCHEDULES.build({"name": "multistep", "milestones": bad})

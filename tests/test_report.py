@@ -287,5 +287,6 @@ def test_report_draws_forward_and_reverse_kl_in_one_panel(tmp_path: Path) -> Non
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     page = write_report(run).read_text(encoding="utf-8")
     assert 'alt="kl_forward, kl_reverse"' in page
-    assert 'alt="kl_forward"' not in page and 'alt="kl_reverse"' not in page
+    assert 'alt="kl_forward"' not in page
+    assert 'alt="kl_reverse"' not in page
     assert len(_data_uris(page)) == 2  # loss, and the one KL panel
