@@ -208,7 +208,7 @@ def _panels(series: dict[str, tuple[list[float], list[float]]]) -> list[tuple[st
     """Group metrics into panels: all ``energy_*`` together, the kNN KL estimates
     (``kl_forward``, ``kl_reverse``) together, every other metric alone."""
     energy = sorted(k for k in series if k.startswith("energy_"))
-    kl = [k for k in ("kl_forward", "kl_reverse") if k in series]
+    kl: list[str] = [k for k in ("kl_forward", "kl_reverse") if k in series]
     panels: list[tuple[str, list[str]]] = []
     if energy:
         panels.append(("energy", energy))
