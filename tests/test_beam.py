@@ -150,3 +150,41 @@ def test_samples_of_persistent_chains_continue_the_fantasy_particles() -> None:
     assert samples.shape == (12, 2)
     assert torch.allclose(samples, torch.full((12, 2), 30.0), atol=0.05)
     assert torch.equal(cd._chains.x, before)  # type: ignore[union-attr]
+
+
+def test_centring_tracks_the_data_means_and_survives_a_checkpoint() -> None:
+    gen = torch.Generator().manual_seed(4)
+    rows = (torch.rand(64, 6, generator=gen) < torch.linspace(0.1, 0.9, 6)).float()
+
+    def objective() -> ContrastiveDivergence:
+        rbm = RBM(6, 4, weight_std=0.3, generator=torch.Generator().manual_seed(0))
+        return ContrastiveDivergence(rbm, Langevin(0.01), k=1, start="persistent", centre=True,
+                                     centre_rate=0.5, target=BoltzmannTarget)  # fmt: skip
+
+    single = objective()
+    rbm = single.energy
+    before = rbm(rows).detach()
+    single.recentre(rows)  # the first move sets the offsets to the batch's means
+    torch.testing.assert_close(rbm.visible_offset, rows.mean(0))
+    torch.testing.assert_close(rbm.hidden_offset, rbm.hidden_probs(rows).mean(0).detach())
+    after = rbm(rows).detach()
+    torch.testing.assert_close(after - after.mean(), before - before.mean(), atol=1e-5, rtol=0)  # F + const
+    previous = rbm.visible_offset.clone()
+    single.recentre(rows[:8])
+    torch.testing.assert_close(rbm.visible_offset, 0.5 * previous + 0.5 * rows[:8].mean(0))
+
+    straight = _loop(objective(), rows, 8)
+    straight.run()
+    first = _loop(objective(), rows, 8)
+    first.run(until=4)
+    tensors, meta = first.checkpoint()
+    second = _loop(objective(), rows, 8)
+    second.restore_checkpoint(tensors, meta)
+    second.run()
+    for a, b in zip(
+        straight.objective.state_dict().values(), second.objective.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert straight.objective.centre_updates == 8
+    with pytest.raises(ValueError, match="centre=True needs an energy with set_offsets"):
+        ContrastiveDivergence(torch.nn.Linear(2, 1), Langevin(0.01), centre=True)

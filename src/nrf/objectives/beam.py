@@ -100,6 +100,8 @@ class BEAM(ContrastiveDivergence):
         Number of fantasy particles (default: one per batch row).
     target:
         The density the particles follow (``RBMTarget`` for Gibbs samplers).
+    centre, centre_rate:
+        Keep the RBM centred (see :class:`~nrf.objectives.ContrastiveDivergence`).
     """
 
     def __init__(
@@ -116,12 +118,17 @@ class BEAM(ContrastiveDivergence):
         features: str = "hidden",
         n_particles: int | None = None,
         target: Callable[[nn.Module], Target] | None = None,
+        centre: bool = False,
+        centre_rate: float = 0.01,
     ) -> None:
         if target is None:
             from nrf.targets import RBMTarget
 
             target = RBMTarget
-        super().__init__(energy, sampler, k, "persistent", n_particles=n_particles, target=target)
+        super().__init__(
+            energy, sampler, k, "persistent", n_particles=n_particles, target=target, centre=centre,
+            centre_rate=centre_rate,
+        )  # fmt: skip
         self.gamma = check_probability("gamma", gamma)
         self.warmup = check_positive_int("warmup", warmup, allow_zero=True)
         self.critic = check_choice("critic", critic, CRITICS)
@@ -148,6 +155,7 @@ class BEAM(ContrastiveDivergence):
             self.event_shape = tuple(x.shape[1:])
         x_neg = self.negatives(self.chains(x, ctx.generator), ctx.generator)
         gamma = 1.0 if self.updates < self.warmup or self._previous is None else self.gamma
+        self.recentre(x)
         f_data, f_neg = paired_energies(self.energy, x, x_neg)
         likelihood = f_data.mean() - f_neg.mean()
         metrics: dict[str, float] = {}

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nrf._checks import check_choice, check_positive, check_positive_int, check_probability
+from nrf._checks import check_bool, check_choice, check_positive, check_positive_int, check_probability
 from nrf.data.batch import Batch
 from nrf.nn.ensemble import ensemble_size
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext, paired_energies
@@ -63,6 +63,16 @@ class ContrastiveDivergence(Objective):
         Builds the density the negative chains follow from the energy (default: the
         Boltzmann density exp(-E(x)); e.g. ``lambda e: BoltzmannTarget(e, temperature=2)``,
         or ``RBMTarget`` for Gibbs samplers on an RBM).
+    centre:
+        Keep a centred RBM centred (Montavon & Mueller 2012; Melchior et al. 2016): before
+        each update the energy's offsets move towards the batch's means,
+
+            mu <- (1 - nu) mu + nu mean(v_data),   lambda <- (1 - nu) lambda + nu mean(p(h | v_data)),
+
+        with nu = ``centre_rate`` (1 on the first update), through the energy's
+        ``set_offsets`` (which keeps the distribution unchanged); the gradient is then that
+        of the centred parametrization. Needs ``set_offsets`` and ``hidden_probs`` (an
+        :class:`~nrf.energies.RBM`); with several processes the means are averaged over them.
     """
 
     def __init__(
@@ -78,6 +88,8 @@ class ContrastiveDivergence(Objective):
         noise_range: tuple[float, float] = (-1.0, 1.0),
         n_particles: int | None = None,
         target: Callable[[nn.Module], Target] = BoltzmannTarget,
+        centre: bool = False,
+        centre_rate: float = 0.01,
     ) -> None:
         super().__init__()
         self.target_factory = target
@@ -104,6 +116,35 @@ class ContrastiveDivergence(Objective):
         self.buffer_size = check_positive_int("buffer_size", buffer_size)
         self.reinit_prob = check_probability("reinit_prob", reinit_prob)
         self.buffer = ReplayBuffer(buffer_size, self._noise, reinit_prob) if start == "buffer" else None
+        self.centre = check_bool("centre", centre)
+        self.centre_rate = check_probability("centre_rate", centre_rate)
+        if self.centre and not all(
+            callable(getattr(energy, m, None)) for m in ("set_offsets", "hidden_probs")
+        ):
+            raise ValueError(
+                "centre=True needs an energy with set_offsets and hidden_probs (an RBM), got "
+                f"{type(energy).__name__}"
+            )
+        self.centre_updates = 0
+
+    @torch.no_grad()
+    def recentre(self, x: torch.Tensor) -> None:
+        """Move the energy's offsets towards the means of the data rows ``x`` (see ``centre``)."""
+        if not self.centre:
+            return
+        energy: Any = self.energy
+        flat = x.reshape(x.shape[0], -1)
+        means = torch.cat([flat.mean(0), energy.hidden_probs(flat).mean(0)])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(means)
+            means /= torch.distributed.get_world_size()
+        nu = 1.0 if self.centre_updates == 0 else self.centre_rate
+        visible, hidden = means.split([energy.visible_offset.numel(), energy.hidden_offset.numel()])
+        energy.set_offsets(
+            visible=torch.lerp(energy.visible_offset, visible, nu),
+            hidden=torch.lerp(energy.hidden_offset, hidden, nu),
+        )
+        self.centre_updates += 1
 
     def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         if self.event_shape is None:
@@ -162,6 +203,7 @@ class ContrastiveDivergence(Objective):
             x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
         if self.buffer is not None:
             self.buffer.push(x_neg)
+        self.recentre(x)
         e_data, e_neg = paired_energies(self.energy, x, x_neg)
         loss = e_data.mean() - e_neg.mean()
         if self.alpha > 0:
@@ -190,6 +232,8 @@ class ContrastiveDivergence(Objective):
         out: dict[str, Any] = {}
         if self.event_shape is not None:
             out["event_shape"] = list(self.event_shape)
+        if self.centre:
+            out["centre_updates"] = self.centre_updates
         if self._chains is not None:
             out.update({f"chains.{k}": v for k, v in self._chains.state_dict().items()})
         if self.buffer is not None:
@@ -199,6 +243,7 @@ class ContrastiveDivergence(Objective):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "event_shape" in state:
             self.event_shape = tuple(int(v) for v in state["event_shape"])
+        self.centre_updates = int(state.get("centre_updates", 0))
         chains = {k[len("chains.") :]: v for k, v in state.items() if k.startswith("chains.")}
         if chains:
             n = int(chains["n_position"])
