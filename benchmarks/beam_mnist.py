@@ -39,13 +39,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from _runs import train_config
+from _runs import KLCurve, kl_curve_figure, train_config
 
 from nrf import plots
 from nrf.bench import BenchResult, markdown_table, mean_sd
@@ -131,31 +130,6 @@ def fresh_samples(
     return v.reshape(shape), mean.reshape(shape)
 
 
-class _Curve:
-    """The kNN KL evaluator of one run: points ``(epoch, forward, reverse)`` and the seconds
-    spent evaluating (subtracted from the fit's time)."""
-
-    def __init__(self, held_out: torch.Tensor, n: int, sweeps: int, per_epoch: int) -> None:
-        self.held_out, self.n, self.sweeps, self.per_epoch = held_out[:n], n, sweeps, per_epoch
-        self.points: list[tuple[float, float, float]] = []
-        self.seconds = 0.0
-
-    def score(self, rbm: RBM, epoch: float, generator: torch.Generator) -> dict[str, float]:
-        start = time.perf_counter()
-        with torch.no_grad():
-            samples, _ = fresh_samples(rbm, self.n, self.sweeps, generator)
-        kl = knn_kl_pair(samples, self.held_out, k=1, ties="drop")
-        self.points.append((epoch, float(kl.forward), float(kl.reverse)))
-        self.seconds += time.perf_counter() - start
-        return {"kl_forward": float(kl.forward), "kl_reverse": float(kl.reverse)}
-
-    def evaluator(self) -> Callable[..., dict[str, float]]:
-        def evaluate(objective: Any, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
-            return self.score(objective.energy, step / self.per_epoch, gen)
-
-        return evaluate
-
-
 def _rbm_config(method: str, spec: dict[str, Any], steps: int, per_epoch: int, ml_epochs: int,
                 sweeps: int, seed: int) -> dict[str, Any]:  # fmt: skip
     energy = {"n_visible": 784, "n_hidden": spec["hidden"], "visible": spec["visible"], "weight_std": 0.01}
@@ -212,7 +186,7 @@ def as_nrf_rbm(model: Any) -> RBM:
     return rbm
 
 
-def _train_sklearn(spec: dict[str, Any], data: dict[str, torch.Tensor], epochs: int, curve: _Curve,
+def _train_sklearn(spec: dict[str, Any], data: dict[str, torch.Tensor], epochs: int, curve: KLCurve,
                    eval_epochs: set[int], seed: int, threads: int) -> tuple[RBM, float]:  # fmt: skip
     from threadpoolctl import threadpool_limits
 
@@ -298,7 +272,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         for method in methods:
             if method not in spec["methods"]:
                 continue
-            curve = _Curve(held, n_eval, sweeps_eval, per_epoch)
+            draw = lambda rbm, n, g: fresh_samples(rbm, n, sweeps_eval, g)[0]  # noqa: E731
+            curve = KLCurve(held, n_eval, per_epoch, draw, pick=lambda objective: objective.energy)
             if method == "sklearn":
                 rbm, train_s = _train_sklearn(spec, data, epochs, curve, eval_epochs, args.seed, args.threads)
             else:
@@ -343,7 +318,8 @@ def run(args: argparse.Namespace) -> BenchResult:
                          f"{nrf_s:.2f} vs {sk_s:.2f}: {m:.2f} ± {s:.2f} x"])  # fmt: skip
     figures = []
     if curves:
-        figures.append(_curve_figure(curves, ml_epochs, args.out / "beam_mnist_kl.png"))
+        labelled = {part: {LABELS[m]: pts for m, pts in per.items()} for part, per in curves.items()}
+        figures.append(kl_curve_figure(labelled, args.out / "beam_mnist_kl.png", switch=ml_epochs))
     if panels:
         figures.append(_panel_figure(panels, args.out / "beam_mnist_particles.png"))
     headers = [
@@ -367,24 +343,6 @@ def run(args: argparse.Namespace) -> BenchResult:
         notes.append("speed: one epoch each, in turn; nrf's time is its whole training loop (logging and "
                      "the epoch's checkpoint included), sklearn's its partial_fit calls")  # fmt: skip
     return BenchResult(markdown_table(headers, rows_out), results, figures, notes)
-
-
-def _curve_figure(
-    curves: dict[str, dict[str, list[tuple[float, float, float]]]], switch: int, path: Path
-) -> Path:
-    fig, axes = plots.new_figure(2, len(curves), size=3.6)
-    for row, (part, per_method) in enumerate(curves.items()):
-        for col, (which, title) in enumerate(((1, "KL(data‖model)"), (2, "KL(model‖data)"))):
-            ax = axes[row, col]
-            for method, points in per_method.items():
-                pts = np.asarray(points)
-                ax.plot(pts[:, 0], pts[:, which], marker=".", label=LABELS[method])
-            ax.axvline(switch, color="gray", ls="--", lw=0.8)
-            ax.set_title(f"{part}: {title}", fontsize=9)
-            ax.set_xlabel("epoch", fontsize=8)
-            if col == 0:
-                ax.legend(fontsize=6)
-    return plots.save(fig, path)
 
 
 def _panel_figure(panels: list[tuple[str, torch.Tensor]], path: Path) -> Path:

@@ -22,7 +22,8 @@ the fantasy particles; the others: their own sampler), the kNN estimates of the 
 KL D(data || model) and the reverse KL D(model || data) against the held-out rows (k = 1),
 the modes covered per batch of 100 samples and the realistic ratio (within 3 sd of a
 mode). Repeated sample rows (a collapsed model) are skipped as their own neighbours in the
-kNN estimate (``ties="drop"``). Rows give mean +- sd over seeds.
+kNN estimate (``ties="drop"``). Rows give mean +- sd over seeds. For the first seed the same
+KL estimates (1,000 samples) are taken ``--curve-points`` times over each fit (Fig. 4).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _runs import train_config
+from _runs import KLCurve, Points, kl_curve_figure, train_config
 
 from nrf import plots
 from nrf.bench import BenchResult, markdown_table, mean_sd
@@ -66,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default="bimodal,ring,grid", help="comma-separated subset")
     parser.add_argument("--methods", default=",".join([*RBM_METHODS, *GENERATOR_METHODS]),
                         help="subset of: rbm, rbm-tds, beam, gan, wgan-gp, inclusive")  # fmt: skip
+    parser.add_argument("--curve-points", type=int, default=10,
+                        help="kNN KL points over each fit (first seed; 0: none)")  # fmt: skip
     parser.add_argument("--epochs-scale", type=float, default=None,
                         help="multiply every data set's epochs (default 1, quick 0.05)")  # fmt: skip
 
@@ -96,6 +99,11 @@ def _rbm_config(method: str, ds: dict[str, Any], d: int, steps: int, sweeps: int
     }  # fmt: skip
 
 
+def _draw(objective: Any, n: int, generator: torch.Generator) -> torch.Tensor:
+    """The model's own samples (RBMs: sweeps from the fantasy particles)."""
+    return objective.sample(n, generator)
+
+
 def _evaluate(objective: Any, mix: MixtureData, held_out: torch.Tensor, n: int, gen: torch.Generator) -> dict:
     objective.eval()
     with torch.no_grad():
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     rows: list[list[str]] = []
     results: dict[str, Any] = {"seeds": seeds, "epochs_scale": scale, "sweeps": sweeps, "datasets": {}}
     panels: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    curves: dict[str, dict[str, Points]] = {}
     for ds_name in datasets:
         ds = DATASETS[ds_name]
         per_method: dict[str, dict[str, list[float]]] = {}
@@ -139,9 +148,17 @@ def run(args: argparse.Namespace) -> BenchResult:
                 cfg.setdefault("run", {})["seed"] = seed
                 name = f"{ds_name}-{method}-s{seed}"
                 data = ['data.name="npy"', f"data.path={str(data_file)!r}", "data.validation_fraction=0.0"]
+                per_epoch = max(1, train.shape[0] // ds["batch"])
+                curve = KLCurve(held_out, 200 if args.quick else 1000, per_epoch, _draw)
+                every = -(-steps // args.curve_points) if args.curve_points and seed == args.seed else 0
                 trainer, seconds = train_config(
-                    cfg, args.out / "beam-mog-runs", name, args.threads, data, base=base
-                )
+                    cfg, args.out / "beam-mog-runs", name, args.threads, data, base=base,
+                    evaluators=[curve.evaluator()] if every else [], eval_every=every,
+                )  # fmt: skip
+                seconds -= curve.seconds
+                if curve.points:
+                    curves.setdefault(ds_name, {})[LABELS[method]] = curve.points
+                    per_method.setdefault(method, {})["curve"] = curve.points  # type: ignore[assignment]
                 objective = trainer.objective
                 ev = _evaluate(objective, mix, held_out, 5000, torch.Generator().manual_seed(seed + 999))
                 entry = per_method.setdefault(method, {})
@@ -162,6 +179,8 @@ def run(args: argparse.Namespace) -> BenchResult:
             label = "held-out data (oracle)" if method == "oracle" else LABELS[method]
             rows.append([ds_name, label, *cells, f"{rm:.3f} ± {rs:.3f}", secs])
     figures = [_figure(panels, args.out / "beam_mog_samples.png")] if panels else []
+    if curves:
+        figures.append(kl_curve_figure(curves, args.out / "beam_mog_kl.png"))
     headers = ["data", "model", "KL(data‖model)", "KL(model‖data)", "modes covered", "realistic ratio",
                "train s (per seed)"]  # fmt: skip
     notes = [

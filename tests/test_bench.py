@@ -161,6 +161,11 @@ def test_beam_mog_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert oracle["covered_modes"] == [8.0]
     assert abs(oracle["kl_forward"][0]) < 0.2  # fresh data against held-out data: ~0
     assert (tmp_path / "beam_mog_samples.png").stat().st_size > 1000
+    assert (tmp_path / "beam_mog_kl.png").stat().st_size > 1000
+    epochs = [point[0] for point in record["ring"]["beam"]["curve"]]  # --curve-points (10) over the fit
+    assert 9 <= len(epochs) <= 11
+    assert epochs == sorted(epochs)
+    assert epochs[-1] == pytest.approx(0.3, abs=0.02)  # 30 epochs x 0.01
 
 
 def _fake_mnist(split: str = "train", root: object = None) -> object:
