@@ -17,6 +17,8 @@ Adam (0.5, 0.9) at lr 1e-3 for 25 epochs and 1e-4 for 30 more, weights N(0, 0.01
 * ``rbm-tds``: PCD with temperature-driven sampling (beta sd 0.9, autocorrelation 0.9);
 * ``beam``: the same, maximum likelihood for 25 epochs, then C = -0.1 L - 0.9 A with the
   distance-weighted critic (k = 2) on the hidden activations;
+* ``beam-gibbs``: BEAM with block Gibbs instead of the driven sampler (not in the paper;
+  separates the adversary's effect from the sampler's);
 * ``pcd1`` (binary): nrf's PCD with scikit-learn's algorithm and settings: one Gibbs sweep
   per update, plain SGD at lr 0.05 (sklearn's gradient is the batch mean), 100 particles;
 * ``sklearn`` (binary): ``BernoulliRBM(n_components=500, batch_size=100,
@@ -57,12 +59,13 @@ NAME = "beam-mnist"
 DESCRIPTION = "BEAM Fig. 5-6: RBM, RBM + driven sampler, BEAM on MNIST (kNN KL curves, AIS), vs sklearn"
 
 PARTS: dict[str, dict[str, Any]] = {
-    "continuous": {"visible": "gaussian", "hidden": 200, "methods": ("rbm", "rbm-tds", "beam")},
+    "continuous": {"visible": "gaussian", "hidden": 200, "methods": ("rbm", "rbm-tds", "beam", "beam-gibbs")},
     "binary": {"visible": "bernoulli", "hidden": 500,
-               "methods": ("rbm", "rbm-tds", "beam", "pcd1", "sklearn")},
+               "methods": ("rbm", "rbm-tds", "beam", "beam-gibbs", "pcd1", "sklearn")},
 }  # fmt: skip
 LABELS = {
     "rbm": "RBM (PCD, Gibbs)", "rbm-tds": "RBM (PCD, driven sampler)", "beam": "BEAM (driven sampler)",
+    "beam-gibbs": "BEAM (block Gibbs)",
     "pcd1": "nrf PCD-1, SGD (sklearn's algorithm)", "sklearn": "scikit-learn BernoulliRBM",
 }  # fmt: skip
 ML_EPOCHS, ADV_EPOCHS = 25, 30  # Table II
@@ -72,7 +75,7 @@ S_AND_M_LADDER = (500, 4_000, 10_000)  # 0-0.5, 0.5-0.9, 0.9-1 (Salakhutdinov & 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parts", default="continuous,binary", help="comma-separated subset")
     parser.add_argument("--methods", default="rbm,rbm-tds,beam,pcd1,sklearn",
-                        help="of: rbm, rbm-tds, beam, pcd1, sklearn (last two: binary only)")  # fmt: skip
+                        help="rbm, rbm-tds, beam, beam-gibbs, pcd1, sklearn (last two: binary)")  # fmt: skip
     parser.add_argument("--epochs-scale", type=float, default=None,
                         help="multiply the 25 + 30 epochs (default 1; quick 0.04)")  # fmt: skip
     parser.add_argument(
@@ -144,7 +147,7 @@ def _rbm_config(method: str, spec: dict[str, Any], steps: int, per_epoch: int, m
     }  # fmt: skip
     if method in ("rbm-tds", "beam"):
         cfg["sampler"] = {"name": "tds", "beta_std": 0.9, "autocorrelation": 0.9, "steps": sweeps}
-    if method == "beam":
+    if method in ("beam", "beam-gibbs"):
         beam = {
             "gamma": 0.1,
             "critic": "dnn",
