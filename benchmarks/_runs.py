@@ -22,6 +22,16 @@ from nrf.training.run import _prepare
 from nrf.training.trainer import Trainer
 
 
+def choose(spec: str, known: list[str], option: str) -> list[str]:
+    """The comma-separated names of ``spec`` (an option's value), each one of ``known``;
+    a ValueError naming ``option`` otherwise."""
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [w for w in wanted if w not in known]
+    if unknown or not wanted:
+        raise ValueError(f"{option}: unknown {unknown or spec!r}; choose from {known}")
+    return wanted
+
+
 def train_config(
     cfg_dict: dict[str, Any],
     out: Path,

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _runs import KLCurve, kl_curve_figure, train_config
+from _runs import KLCurve, choose, kl_curve_figure, train_config
 
 from nrf import plots
 from nrf.bench import BenchResult, markdown_table, mean_sd
@@ -86,14 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed-only", action="store_true", help="only the pcd1 / sklearn speed rows")
     parser.add_argument("--speed-repeats", type=int, default=None,
                         help="pcd1 / sklearn epochs timed in turn (default 3; quick 1; 0: none)")  # fmt: skip
-
-
-def _subset(spec: str, known: list[str], option: str) -> list[str]:
-    wanted = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [w for w in wanted if w not in known]
-    if unknown or not wanted:
-        raise ValueError(f"{option}: unknown {unknown or spec!r}; choose from {known}")
-    return wanted
 
 
 def _data(part: str, rows: int | None, seed: int) -> dict[str, torch.Tensor]:
@@ -251,8 +243,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     sweeps_eval = 20 if quick else 100
     n_eval = 200 if quick else 1000
     n_final = 300 if quick else 5000
-    parts = _subset(args.parts, list(PARTS), "--parts")
-    methods = _subset(args.methods, list(LABELS), "--methods")
+    parts = choose(args.parts, list(PARTS), "--parts")
+    methods = choose(args.methods, list(LABELS), "--methods")
     ml_epochs = max(1, round(ML_EPOCHS * scale))
     epochs = ml_epochs + max(1, round(ADV_EPOCHS * scale))
     results: dict[str, Any] = {"epochs": [ml_epochs, epochs - ml_epochs], "parts": {}, "seed": args.seed}

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _runs import KLCurve, Points, kl_curve_figure, train_config
+from _runs import KLCurve, Points, choose, kl_curve_figure, train_config
 
 from nrf import plots
 from nrf.bench import BenchResult, markdown_table, mean_sd
@@ -71,14 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kNN KL points over each fit (first seed; 0: none)")  # fmt: skip
     parser.add_argument("--epochs-scale", type=float, default=None,
                         help="multiply every data set's epochs (default 1, quick 0.05)")  # fmt: skip
-
-
-def _subset(spec: str, known: list[str], option: str) -> list[str]:
-    wanted = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [w for w in wanted if w not in known]
-    if unknown or not wanted:
-        raise ValueError(f"{option}: unknown {unknown or spec!r}; choose from {known}")
-    return wanted
 
 
 def _rbm_config(method: str, ds: dict[str, Any], d: int, steps: int, sweeps: int) -> dict[str, Any]:
@@ -118,8 +110,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     seeds = args.seeds or (1 if args.quick else 3)
     scale = args.epochs_scale or (0.05 if args.quick else 1.0)
     sweeps = 10 if args.quick else 100
-    datasets = _subset(args.datasets, list(DATASETS), "--datasets")
-    methods = _subset(args.methods, [*RBM_METHODS, *GENERATOR_METHODS], "--methods")
+    datasets = choose(args.datasets, list(DATASETS), "--datasets")
+    methods = choose(args.methods, [*RBM_METHODS, *GENERATOR_METHODS], "--methods")
     rows: list[list[str]] = []
     results: dict[str, Any] = {"seeds": seeds, "epochs_scale": scale, "sweeps": sweeps, "datasets": {}}
     panels: list[tuple[str, torch.Tensor, torch.Tensor]] = []

@@ -80,27 +80,33 @@ def _gamma(
     boost = k < 1
     d = (torch.where(boost, k + 1, k) - 1.0 / 3.0)[:, None]
     c = torch.rsqrt(9.0 * d)
-    x = torch.randn(k.numel(), _PROPOSALS, **kw)
-    u = torch.rand(k.numel(), _PROPOSALS, **kw)
-    v = (1.0 + c * x).pow(3)
-    positive = v > 0
-    ok = positive & (u.log() < 0.5 * x * x + d - d * v + d * torch.where(positive, v, 1.0).log())
+    value, ok = _proposals(
+        d, c, torch.randn(k.numel(), _PROPOSALS, **kw), torch.rand(k.numel(), _PROPOSALS, **kw)
+    )
     first = ok.to(torch.uint8).argmax(1, keepdim=True)  # the first accepted proposal of each element
-    out = (d * v).gather(1, first).squeeze(1)
+    out = value.gather(1, first).squeeze(1)
     pending = (~ok.any(1)).nonzero().squeeze(1)
     while pending.numel():
-        dp, cp = d[pending, 0], c[pending, 0]
-        xp, up = torch.randn(pending.numel(), **kw), torch.rand(pending.numel(), **kw)
-        vp = (1.0 + cp * xp).pow(3)
-        pos = vp > 0
-        accept = pos & (up.log() < 0.5 * xp * xp + dp - dp * vp + dp * torch.where(pos, vp, 1.0).log())
-        out[pending[accept]] = (dp * vp)[accept]
+        n = pending.numel()
+        value, accept = _proposals(d[pending, 0], c[pending, 0], torch.randn(n, **kw), torch.rand(n, **kw))
+        out[pending[accept]] = value[accept]
         pending = pending[~accept]
     if bool(boost.any()):
         idx = boost.nonzero().squeeze(1)
         w = 1.0 - torch.rand(idx.numel(), **kw)  # in (0, 1]
         out[idx] = out[idx] * w.pow(1.0 / k[idx])
     return out.reshape(shape.shape) * scale
+
+
+def _proposals(
+    d: torch.Tensor, c: torch.Tensor, x: torch.Tensor, u: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Marsaglia-Tsang proposals d v, v = (1 + c x)^3, and whether each is accepted
+    (v > 0 and log u < x^2 / 2 + d - d v + d log v)."""
+    v = (1.0 + c * x).pow(3)
+    positive = v > 0
+    accept = positive & (u.log() < 0.5 * x * x + d - d * v + d * torch.where(positive, v, 1.0).log())
+    return d * v, accept
 
 
 def _check_process(phi: float, variance: float) -> tuple[float, float]:
