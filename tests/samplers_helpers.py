@@ -1,10 +1,23 @@
-"""Shared Gaussian test problems for the sampler tests (exact moments in closed form)."""
+"""Shared pieces of the sampler tests: Gaussian moment checks (exact moments in closed
+form), binomial checks, and a one-thread fixture."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
+import pytest
 import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Small tensors: one intra-op thread is faster, and much faster on a busy machine
+    (autouse in every module that imports it)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def gaussian_moment_check(

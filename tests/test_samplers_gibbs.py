@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -32,19 +32,11 @@ from nrf.samplers import (
     sample_gamma,
 )
 from nrf.targets import BoltzmannTarget, RBMTarget
+from samplers_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 F64 = torch.float64
 ALPHA = 1e-3
 Z = 4.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """These tensors are small: one intra-op thread is faster, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gen(seed: int) -> torch.Generator:

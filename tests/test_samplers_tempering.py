@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ from nrf.samplers import (
 )
 from nrf.samplers.tempering import geometric_ladder
 from nrf.targets import BoltzmannTarget
-from samplers_helpers import gaussian_moment_check
+from samplers_helpers import gaussian_moment_check, one_thread  # noqa: F401 (autouse fixture)
 
 ALPHA = 1e-3
 N_CHAINS = 400  # 16 expected per mode
@@ -43,15 +42,6 @@ CENTRES = GRID.centres.float()
 GRID_TARGET = BoltzmannTarget(GaussianMixtureEnergy(CENTRES, GRID.std))
 MEAN = torch.tensor([1.0, -2.0], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.6], [0.6, 1.0]], dtype=torch.float64)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """These tensors are small: one intra-op thread is faster, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gen(seed: int) -> torch.Generator:
