@@ -300,8 +300,11 @@ def run(args: argparse.Namespace) -> BenchResult:
             rows_out.append(
                 [part, label, f"{entry['kl_forward']:.2f}", f"{entry['kl_reverse']:.2f}", ll, secs]
             )
-    if args.speed_only and not repeats:
-        raise ValueError("--speed-only needs --speed-repeats >= 1")
+    if args.speed_only and (not repeats or "binary" not in parts):
+        raise ValueError(
+            f"--speed-only times binary-MNIST epochs: it needs --speed-repeats >= 1 (got {repeats}) and "
+            f"'binary' in --parts (got {args.parts!r})"
+        )
     if repeats and "binary" in parts:
         speed_rows = _data("binary", rows, args.seed)["train"][: 1000 if quick else None]
         speed = _speed(speed_rows, PARTS["binary"]["hidden"], repeats, args.threads, args.out, args.seed)
