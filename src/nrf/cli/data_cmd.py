@@ -1,4 +1,4 @@
-"""``nrf data list`` and ``nrf data download NAME``."""
+"""``nrf data list``, ``nrf data download NAME`` and ``nrf data prepare NAME``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 from nrf.data import paths
 from nrf.data.registry import DATASETS, dataset_status, download
+
+PREPARED = ("mnist-features",)
 
 
 def register(sub: Any) -> None:
@@ -24,6 +26,16 @@ def register(sub: Any) -> None:
     p_dl.add_argument("--force", action="store_true", help="download even if a verified copy exists")
     p_dl.add_argument("--quiet", action="store_true", help="no progress bar")
     p_dl.set_defaults(handler=run_download)
+
+    p_prep = dsub.add_parser(
+        "prepare", help="build what nrf derives from the data (mnist-features: FID/KID/IS-MNIST's network)"
+    )
+    p_prep.add_argument("name", metavar="NAME", help=f"what to build: {', '.join(PREPARED)}")
+    p_prep.add_argument("--root", help="where to write (default: $NRF_DATA_DIR, else ~/.cache/nrf)")
+    p_prep.add_argument("--force", action="store_true", help="rebuild even if a verified copy exists")
+    p_prep.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p_prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_prep.set_defaults(handler=run_prepare)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -46,4 +58,20 @@ def run_download(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown data set {args.name!r}; known: {', '.join(sorted(DATASETS))}")
     folder = download(args.name, args.root, mirror=args.mirror, force=args.force, progress=not args.quiet)
     print(f"{args.name}: verified files in {folder}")
+    return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Build ``args.name`` (the MNIST feature network) into the data folder."""
+    if args.name not in PREPARED:
+        raise ValueError(f"unknown name {args.name!r} to prepare; known: {', '.join(PREPARED)}")
+    import torch
+
+    from nrf.metrics.mnist_features import prepare_feature_network
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    prepare_feature_network(args.root, force=args.force, progress=not args.quiet)
     return 0

@@ -3,6 +3,7 @@
 from nrf.energies.analytic import GaussianEnergy, GaussianMixtureEnergy
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
+from nrf.energies.classifier import ClassEnergy, DigitClassifier
 from nrf.energies.compose import ChainMeanEnergy, SumEnergy, TemperedEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
@@ -14,7 +15,9 @@ __all__ = [
     "RBM",
     "BatchedMLPEnergy",
     "ChainMeanEnergy",
+    "ClassEnergy",
     "ConvEnergy",
+    "DigitClassifier",
     "Energy",
     "GaussianEnergy",
     "GaussianMixtureEnergy",

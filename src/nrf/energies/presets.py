@@ -11,6 +11,8 @@ sngan-cnn  SNGAN standard CNN with spectral norm                       SNGAN Tab
 sngan-res  SNGAN ResNet with spectral norm                             SNGAN Table 4
 rbm        RBM 784-500 on 1 x 28 x 28 images, Bernoulli visible units    BEAM / Salakhutdinov
            (``visible``, ``n_visible``, ``n_hidden`` overridable)       & Murray 2008
+digit-cnn  CNN classifier 32-64 conv, 128 linear, 10 logits; energy    JEM (Grathwohl et al.)
+           -logsumexp of the logits (:class:`DigitClassifier`)
 =========  ==========================================================  =====================
 
 Weight-normalized presets need :func:`nrf.nn.data_dependent_init` on a batch of data
@@ -24,11 +26,12 @@ from typing import Any
 from nrf._checks import check_choice
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
+from nrf.energies.classifier import DigitClassifier
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.rbm import RBM
 
-POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res", "rbm")
+POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res", "rbm", "digit-cnn")
 _MLP_ARGS: dict[str, dict[str, Any]] = {
     "gmm": {"hidden": (100, 100), "activation": "leaky_relu"},
     "kdd": {"hidden": (60, 30, 10), "activation": "tanh"},
@@ -75,4 +78,6 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
     if name == "rbm":
         shape = {} if "n_visible" in overrides else {"event_shape": (1, 28, 28)}  # MNIST images
         return RBM(**{"n_visible": 784, "n_hidden": 500, **shape, **overrides})
+    if name == "digit-cnn":
+        return DigitClassifier(**overrides)
     return SNGANResNetEnergy(**{"event_shape": (3, 32, 32), **overrides})

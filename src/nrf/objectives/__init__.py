@@ -3,6 +3,7 @@ the one training loop (:mod:`nrf.training.loop`)."""
 
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.objectives.beam import BEAM, nearest_neighbour_critic
+from nrf.objectives.classifier import Classifier
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.objectives.exclusive_nrf import ExclusiveNRF
 from nrf.objectives.gan import GAN
@@ -14,6 +15,7 @@ __all__ = [
     "GAN",
     "OBJECTIVES",
     "WGANGP",
+    "Classifier",
     "ContrastiveDivergence",
     "ExclusiveNRF",
     "InclusiveNRF",
