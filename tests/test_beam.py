@@ -11,37 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from nrf.data import Batch
 from nrf.energies import RBM
 from nrf.objectives import BEAM, ContrastiveDivergence, nearest_neighbour_critic
 from nrf.samplers import Langevin
 from nrf.targets import BoltzmannTarget
 from nrf.training.loop import Loop
+from training_helpers import loop_of, straight_and_resumed
 
 
 def _rbm(seed: int = 0) -> RBM:
     return RBM(2, 6, "gaussian", weight_std=0.5, generator=torch.Generator().manual_seed(seed))
-
-
-def _straight_and_resumed(objective: Any, rows: torch.Tensor) -> tuple[Loop, Loop]:
-    """Eight updates of ``objective()`` in one go, and four, a checkpoint, and four more in a
-    fresh loop restored from it."""
-    straight = _loop(objective(), rows, 8)
-    straight.run()
-    first = _loop(objective(), rows, 8)
-    first.run(until=4)
-    tensors, meta = first.checkpoint()
-    second = _loop(objective(), rows, 8)
-    second.restore_checkpoint(tensors, meta)
-    second.run()
-    return straight, second
-
-
-def _loop(objective: Any, rows: torch.Tensor, steps: int) -> Loop:
-    return Loop(
-        objective, Batch(rows), {"energy": {"name": "adam", "lr": 1e-2}}, batch_size=32, steps=steps,
-        generator=torch.Generator().manual_seed(1), data_generator=torch.Generator().manual_seed(2),
-    )  # fmt: skip
 
 
 def test_nearest_neighbour_critics() -> None:
@@ -74,7 +53,7 @@ def test_adversarial_surrogate_gradient_is_the_covariance_under_the_model() -> N
 def test_warmup_is_maximum_likelihood_then_the_critic_joins() -> None:
     rows = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.3 + 1.0
     beam = BEAM(_rbm(), Langevin(0.01), k=3, gamma=0.25, warmup=3, target=BoltzmannTarget)
-    loop = _loop(beam, rows, 6)
+    loop = loop_of(beam, rows, 6)
     gammas: list[float] = []
 
     class Record:
@@ -110,7 +89,7 @@ def test_fantasy_particles_survive_a_checkpoint(kind: str) -> None:
             return ContrastiveDivergence(_rbm(), Langevin(0.01), k=3, start="persistent", n_particles=20)
         return BEAM(_rbm(), Langevin(0.01), k=3, gamma=0.5, warmup=2, n_particles=20, target=BoltzmannTarget)
 
-    straight, second = _straight_and_resumed(objective, rows)
+    straight, second = straight_and_resumed(objective, rows)
     for a, b in zip(straight.objective.parameters(), second.objective.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     chains = straight.objective._chains
@@ -180,7 +159,7 @@ def test_centring_tracks_the_data_means_and_survives_a_checkpoint() -> None:
     single.recentre(rows[:8])
     torch.testing.assert_close(rbm.visible_offset, 0.5 * previous + 0.5 * rows[:8].mean(0))
 
-    straight, second = _straight_and_resumed(objective, rows)
+    straight, second = straight_and_resumed(objective, rows)
     for a, b in zip(
         straight.objective.state_dict().values(), second.objective.state_dict().values(), strict=True
     ):

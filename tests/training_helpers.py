@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from nrf.data import Batch
+from nrf.training.loop import Loop
 
 TINY = """
 [run]
@@ -62,3 +68,24 @@ def write_config(tmp: Path, **overrides: object) -> Path:
     path = tmp / f"{values['name']}.toml"
     path.write_text(TINY.format(**values))
     return path
+
+
+def straight_and_resumed(objective: Any, rows: torch.Tensor) -> tuple[Loop, Loop]:
+    """Eight updates of ``objective()`` in one go, and four, a checkpoint, and four more in a
+    fresh loop restored from it."""
+    straight = loop_of(objective(), rows, 8)
+    straight.run()
+    first = loop_of(objective(), rows, 8)
+    first.run(until=4)
+    tensors, meta = first.checkpoint()
+    second = loop_of(objective(), rows, 8)
+    second.restore_checkpoint(tensors, meta)
+    second.run()
+    return straight, second
+
+
+def loop_of(objective: Any, rows: torch.Tensor, steps: int) -> Loop:
+    return Loop(
+        objective, Batch(rows), {"energy": {"name": "adam", "lr": 1e-2}}, batch_size=32, steps=steps,
+        generator=torch.Generator().manual_seed(1), data_generator=torch.Generator().manual_seed(2),
+    )  # fmt: skip

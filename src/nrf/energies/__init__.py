@@ -5,7 +5,7 @@ from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.classifier import ClassEnergy, DigitClassifier
 from nrf.energies.compose import ChainMeanEnergy, SumEnergy, TemperedEnergy
-from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
+from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, TutorialCNNEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
 from nrf.energies.rbm import RBM
@@ -26,5 +26,6 @@ __all__ = [
     "SNGANResNetEnergy",
     "SumEnergy",
     "TemperedEnergy",
+    "TutorialCNNEnergy",
     "paper_potential",
 ]

@@ -11,6 +11,8 @@ sngan-cnn  SNGAN standard CNN with spectral norm                       SNGAN Tab
 sngan-res  SNGAN ResNet with spectral norm                             SNGAN Table 4
 rbm        RBM 784-500 on 1 x 28 x 28 images, Bernoulli visible units    BEAM / Salakhutdinov
            (``visible``, ``n_visible``, ``n_hidden`` overridable)       & Murray 2008
+tutorial   CNN 16-32-64 channels, Swish, on 1 x 28 x 28 images           EBM tutorial 003_…
+           (``hidden``, ``spectral`` overridable)                       section 11.2
 digit-cnn  CNN classifier 32-64 conv, 128 linear, 10 logits; energy    JEM (Grathwohl et al.)
            -logsumexp of the logits (:class:`DigitClassifier`)
 =========  ==========================================================  =====================
@@ -27,11 +29,11 @@ from nrf._checks import check_choice
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.classifier import DigitClassifier
-from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy
+from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, TutorialCNNEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.rbm import RBM
 
-POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res", "rbm", "digit-cnn")
+POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res", "rbm", "tutorial", "digit-cnn")
 _MLP_ARGS: dict[str, dict[str, Any]] = {
     "gmm": {"hidden": (100, 100), "activation": "leaky_relu"},
     "kdd": {"hidden": (60, 30, 10), "activation": "tanh"},
@@ -78,6 +80,8 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
     if name == "rbm":
         shape = {} if "n_visible" in overrides else {"event_shape": (1, 28, 28)}  # MNIST images
         return RBM(**{"n_visible": 784, "n_hidden": 500, **shape, **overrides})
+    if name == "tutorial":
+        return TutorialCNNEnergy(**overrides)
     if name == "digit-cnn":
         return DigitClassifier(**overrides)
     return SNGANResNetEnergy(**{"event_shape": (3, 32, 32), **overrides})

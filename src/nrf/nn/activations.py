@@ -6,14 +6,14 @@ from torch import nn
 
 from nrf._checks import check_choice
 
-ACTIVATIONS = ("leaky_relu", "relu", "tanh", "softplus", "sigmoid", "elu", "silu", "linear")
+ACTIVATIONS = ("leaky_relu", "relu", "tanh", "softplus", "sigmoid", "elu", "silu", "swish", "linear")
 
 
 def make_activation(name: str, negative_slope: float = 0.2) -> nn.Module:
     """Return the activation module called ``name``.
 
     ``negative_slope`` applies to ``leaky_relu`` only (0.2 in the Inclusive-NRF tables).
-    ``linear`` is the identity.
+    ``swish`` is ``silu``, x sigmoid(x) (the EBM tutorial's name); ``linear`` is the identity.
 
     >>> make_activation("leaky_relu")
     LeakyReLU(negative_slope=0.2)
@@ -28,6 +28,7 @@ def make_activation(name: str, negative_slope: float = 0.2) -> nn.Module:
         "sigmoid": nn.Sigmoid,
         "elu": nn.ELU,
         "silu": nn.SiLU,
+        "swish": nn.SiLU,
         "linear": nn.Identity,
     }
     return table[name]()

@@ -7,12 +7,14 @@ from nrf.objectives.classifier import Classifier
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.objectives.exclusive_nrf import ExclusiveNRF
 from nrf.objectives.gan import GAN
+from nrf.objectives.igebm import IGEBM
 from nrf.objectives.inclusive_nrf import InclusiveNRF
 from nrf.objectives.wgan_gp import WGANGP
 
 __all__ = [
     "BEAM",
     "GAN",
+    "IGEBM",
     "OBJECTIVES",
     "WGANGP",
     "Classifier",

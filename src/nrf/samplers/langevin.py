@@ -9,6 +9,11 @@ s_t = sqrt(2 delta_t) by default. IGEBM and the Inclusive-NRF authors' code deco
 noise: ``noise_scale`` fixes s_t (e.g. 0.005). ``grad_clip`` clips g element-wise to
 [-c, c]; ``clamp`` projects z' onto a box (pixels in [0, 1]).
 
+With ``noise_first=True`` a step adds the noise before it evaluates the gradient, as the EBM
+tutorial's sampler (003_…, section 11.3) and IGEBM's code do:
+
+    z_half = clamp(z + s_t eta),     z' = clamp(z_half + delta_t g(z_half)).
+
 With ``mh=True`` the move is a proposal accepted with probability
 
     min(1, p(z') N(z; z' + delta g(z'), s^2) / (p(z) N(z'; z + delta g(z), s^2))),
@@ -25,7 +30,7 @@ from typing import Any
 
 import torch
 
-from nrf._checks import check_box, check_positive
+from nrf._checks import check_bool, check_box, check_positive
 from nrf.samplers.base import (
     GRADIENT_ARGS,
     SAMPLERS,
@@ -140,6 +145,9 @@ class Langevin(GradientSampler):
         ``(low, high)`` box for the new position (first position tensor only).
     mh:
         Metropolis-Hastings correction (needs an exact target, no ``clamp``).
+    noise_first:
+        Add the noise before the gradient step (the tutorial's order; see the module
+        docstring); not with ``mh``.
 
     Examples
     --------
@@ -162,6 +170,7 @@ class Langevin(GradientSampler):
         grad_clip: float | None = None,
         clamp: tuple[float, float] | None = None,
         mh: bool = False,
+        noise_first: bool = False,
     ) -> None:
         super().__init__(step_size)
         self.noise_scale = (
@@ -174,6 +183,11 @@ class Langevin(GradientSampler):
         if mh and noise_scale == 0:
             raise ValueError("mh=True needs noise_scale > 0")
         self.mh = mh
+        self.noise_first = check_bool("noise_first", noise_first)
+        if mh and noise_first:
+            raise ValueError(
+                "mh=True cannot be combined with noise_first=True (MALA's proposal order is fixed)"
+            )
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -182,27 +196,39 @@ class Langevin(GradientSampler):
             "grad_clip": self.grad_clip,
             "clamp": list(self.clamp) if self.clamp is not None else None,
             "mh": self.mh,
+            "noise_first": self.noise_first,
         }
 
     def init(self, z: torch.Tensor | Sequence[torch.Tensor]) -> LangevinState:
         return LangevinState(position=as_position(z))
 
-    def _scale(self, delta: float) -> float:
+    def noise_std(self, delta: float) -> float:
+        """The noise standard deviation s_t of a step of size ``delta``."""
         return math.sqrt(2.0 * delta) if self.noise_scale is None else self.noise_scale
 
     def step(
         self, target: Target, state: LangevinState, generator: torch.Generator | None = None
     ) -> tuple[LangevinState, GradientStepInfo | MHInfo]:
         delta = self.step_size(state.step)
-        scale = self._scale(delta)
+        scale = self.noise_std(delta)
         moving = target.moves(state.position)
         if self.mh:
             if not target.exact:
                 raise ValueError("mh=True needs an exact target; this target's gradient is stochastic")
             return mala_step(target, state, delta, generator, scale=scale, grad_clip=self.grad_clip)
-        _, grad = target.log_prob_and_grad(state.position, generator=generator)
+        position = state.position
+        if self.noise_first:
+            noised = [
+                torch.add(z, noise_like(z, generator), alpha=scale) if m and scale else z
+                for z, m in zip(position, moving, strict=True)
+            ]
+            if self.clamp is not None:
+                noised[0] = noised[0].clamp(*self.clamp)  # not in place: it may be the state's own tensor
+            position = target.project(tuple(noised))
+            scale = 0.0
+        _, grad = target.log_prob_and_grad(position, generator=generator)
         new = []
-        for z, g, m in zip(state.position, grad, moving, strict=True):
+        for z, g, m in zip(position, grad, moving, strict=True):
             if not m:
                 new.append(z)
                 continue

@@ -1,0 +1,218 @@
+"""IGEBM training (Du & Mordatch 2019, 002_… Algorithm 1; the workshop version 001_…):
+maximum likelihood with Langevin negatives from a replay buffer, an energy-magnitude
+penalty, and the optional sampling (KL) loss.
+
+Per update, with data x+ (plus ``data_noise`` N(0, I)) and K sampler steps from starts
+drawn from the replay buffer (95 %) or uniform noise (5 %), giving negatives x- = Ω(x~K)
+(Ω: stop-gradient), the loss is
+
+    L = L_ML + alpha (mean E(x+)^2 + mean E(x-)^2) + kl_weight L_KL,
+
+with ``loss`` choosing L_ML:
+
+* ``"ml"`` (002_… Algorithm 1, 001_… Eq. 3):  mean E(x+) - mean E(x-);
+* ``"softmax"`` (001_… Eq. 8):  mean E(x+) - sum_i Ω(w_i) E(x-_i),  w = softmax(-E(x-));
+* ``"logsumexp"`` (001_… Eq. 2):  mean E(x+) + log mean_i exp(-E(x-_i)), the same gradient as
+  ``"softmax"`` with the loss's own value.
+
+The sampling loss (001_… Eq. 6 / 9), L_KL = mean E_Ω(θ)(x~K), differentiates the last
+``kl_steps`` Langevin steps with respect to θ (x~K as a function of the parameters through
+the gradients of those steps) while the energy that scores x~K is held fixed: it moves the
+landscape so that the sampler's short chains reach low energy. The chains are run with the
+energy in evaluation mode (spectral normalization's power iteration and dropout frozen), as
+the EBM tutorial does. MPPI negatives (001_… Eq. 5) are the ``mppi`` sampler; every other
+option is the :class:`~nrf.objectives.ContrastiveDivergence` one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf.data.batch import Batch
+from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
+from nrf.objectives.contrastive_divergence import ContrastiveDivergence
+from nrf.samplers import ChainState, Langevin, Sampler, run
+from nrf.samplers.base import noise_like
+from nrf.samplers.langevin import clip_gradient
+from nrf.targets import BoltzmannTarget, Target
+
+LOSSES = ("ml", "softmax", "logsumexp")
+
+
+def ml_loss(e_data: torch.Tensor, e_neg: torch.Tensor, kind: str) -> torch.Tensor:
+    """L_ML of ``kind`` (see the module docstring) from the energies of data and negatives."""
+    if kind == "ml":
+        return e_data.mean() - e_neg.mean()
+    if kind == "softmax":
+        w = torch.softmax(-e_neg.detach(), dim=0)
+        return e_data.mean() - (w * e_neg).sum()
+    return e_data.mean() + torch.logsumexp(-e_neg, dim=0) - math.log(e_neg.shape[0])
+
+
+@contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in evaluation mode inside the block, its own mode restored after."""
+    was = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was)
+
+
+@OBJECTIVES.register("igebm", context=("energy", "sampler", "target"))
+class IGEBM(ContrastiveDivergence):
+    """IGEBM's maximum-likelihood training with a replay buffer.
+
+    Parameters (beyond :class:`~nrf.objectives.ContrastiveDivergence`'s, whose ``start``
+    defaults to ``"buffer"`` here, ``alpha`` to 1 as in the authors' code and
+    ``noise_range`` to (0, 1), IGEBM's pixels)
+    ----------
+    loss:
+        ``"ml"``, ``"softmax"`` or ``"logsumexp"`` (see the module docstring).
+    data_noise:
+        Standard deviation of the Gaussian noise added to each data batch (the tutorial:
+        0.005); 0 for none.
+    data_clamp:
+        ``(low, high)``: clip the noised data to this box (the tutorial clips to [-1, 1]).
+    kl_weight:
+        Weight of the sampling loss L_KL (0: off). Needs a :class:`~nrf.samplers.Langevin`
+        sampler and the Boltzmann target.
+    kl_steps:
+        How many of the last Langevin steps L_KL differentiates through.
+    """
+
+    def __init__(
+        self,
+        energy: nn.Module,
+        sampler: Sampler,
+        k: int = 60,
+        start: str = "buffer",
+        *,
+        alpha: float = 1.0,
+        buffer_size: int = 10000,
+        reinit_prob: float = 0.05,
+        noise_range: tuple[float, float] = (0.0, 1.0),
+        n_particles: int | None = None,
+        loss: str = "ml",
+        data_noise: float = 0.0,
+        data_clamp: tuple[float, float] | None = None,
+        kl_weight: float = 0.0,
+        kl_steps: int = 1,
+        target: Callable[[nn.Module], Target] = BoltzmannTarget,
+    ) -> None:
+        super().__init__(
+            energy, sampler, k, start, alpha=alpha, buffer_size=buffer_size, reinit_prob=reinit_prob,
+            noise_range=noise_range, n_particles=n_particles, target=target,
+        )  # fmt: skip
+        self.loss = check_choice("loss", loss, LOSSES)
+        self.data_noise = check_positive("data_noise", data_noise, allow_zero=True)
+        if data_clamp is not None:
+            lo, hi = (float(v) for v in data_clamp)
+            if not lo < hi:
+                raise ValueError(f"data_clamp must be (low, high) with low < high, got {data_clamp!r}")
+            data_clamp = (lo, hi)
+        self.data_clamp = data_clamp
+        self.kl_weight = check_positive("kl_weight", kl_weight, allow_zero=True)
+        self.kl_steps = check_positive_int("kl_steps", kl_steps)
+        if self.kl_weight > 0:
+            if not isinstance(sampler, Langevin) or sampler.mh:
+                raise ValueError(
+                    f"kl_weight > 0 differentiates Langevin steps; the sampler is {type(sampler).__name__}"
+                    + (" with mh=True" if isinstance(sampler, Langevin) else "")
+                )
+            if target is not BoltzmannTarget:
+                raise ValueError("kl_weight > 0 needs the Boltzmann target exp(-E(x)) (the default target)")
+            if self.kl_steps > self.k:
+                raise ValueError(f"kl_steps ({self.kl_steps}) must not exceed k ({self.k})")
+
+    def negatives(self, start: torch.Tensor | ChainState, generator: torch.Generator | None) -> torch.Tensor:
+        """``k`` sampler transitions from ``start`` with the energy in evaluation mode."""
+        with evaluation_mode(self.energy):
+            return super().negatives(start, generator)
+
+    def _kl_negatives(self, start: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """k - kl_steps sampler steps without a graph, then kl_steps Langevin steps whose
+        result is a differentiable function of the parameters; returns x~K (with its graph)."""
+        sampler: Any = self.sampler
+        with evaluation_mode(self.energy):
+            state = sampler.init(start)
+            head = self.k - self.kl_steps
+            if head:
+                state, _ = run(sampler, self.target_factory(self.energy), state, head, generator=generator)
+            x = state.x.detach().requires_grad_(True)
+            for t in range(head, self.k):
+                delta = sampler.step_size(t)
+                scale = sampler.noise_std(delta)
+                if sampler.noise_first and scale:
+                    x = self._box(x + scale * noise_like(x, generator), sampler)
+                (grad,) = torch.autograd.grad(self.energy(x).sum(), x, create_graph=True)
+                x = x - delta * clip_gradient(grad, sampler.grad_clip)
+                if not sampler.noise_first and scale:
+                    x = x + scale * noise_like(x, generator)
+                x = self._box(x, sampler)
+        return x
+
+    @staticmethod
+    def _box(x: torch.Tensor, sampler: Any) -> torch.Tensor:
+        return x if sampler.clamp is None else x.clamp(*sampler.clamp)
+
+    def _data(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if self.data_noise > 0:
+            x = x + self.data_noise * torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype
+            )
+        if self.data_clamp is not None:
+            x = x.clamp(*self.data_clamp)
+        return x
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        x = batch.x
+        if self.event_shape is None:
+            self.event_shape = tuple(x.shape[1:])
+        x_pos = self._data(x, ctx.generator)
+        x_kl: torch.Tensor | None = None
+        if self.kl_weight > 0:
+            starts = (
+                self.chains(x, ctx.generator).x
+                if self.start == "persistent"
+                else self._starts(x, ctx.generator)
+            )
+            x_kl = self._kl_negatives(starts, ctx.generator)
+            x_neg = x_kl.detach()
+            if self.start == "persistent":
+                self._chains = self.sampler.init(x_neg)
+        elif self.start == "persistent":
+            x_neg = self.negatives(self.chains(x, ctx.generator), ctx.generator)
+        else:
+            x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
+        if self.buffer is not None:
+            self.buffer.push(x_neg)
+        e_data, e_neg = paired_energies(self.energy, x_pos, x_neg)
+        loss_ml = ml_loss(e_data, e_neg, self.loss)
+        loss = loss_ml
+        if self.alpha > 0:
+            loss = loss + self.alpha * (e_data.pow(2).mean() + e_neg.pow(2).mean())
+        metrics: dict[str, float] = {}
+        if x_kl is not None:
+            frozen = {name: p.detach() for name, p in self.energy.named_parameters()}
+            with evaluation_mode(self.energy):
+                loss_kl = functional_call(self.energy, frozen, (x_kl,)).mean()
+            loss = loss + self.kl_weight * loss_kl
+            metrics["loss_kl"] = float(loss_kl.detach())
+        ctx.update("energy", loss)
+        return {
+            "loss": float(loss.detach()),
+            "loss_ml": float(loss_ml.detach()),
+            "energy_data": float(e_data.detach().mean()),
+            "energy_samples": float(e_neg.detach().mean()),
+            **metrics,
+        }

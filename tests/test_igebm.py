@@ -1,0 +1,211 @@
+"""The IGEBM objective: its loss terms on closed-form cases, the sampling (KL) loss's
+gradient through the Langevin steps, the tutorial's Langevin order, configs and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nrf.data.batch import Batch
+from nrf.energies import TutorialCNNEnergy
+from nrf.energies.base import Energy
+from nrf.objectives import IGEBM, OBJECTIVES
+from nrf.objectives.igebm import ml_loss
+from nrf.samplers import SAMPLERS, Langevin, run
+from nrf.targets import BoltzmannTarget
+from nrf.training.loop import Loop, Streams
+from training_helpers import straight_and_resumed
+
+
+class Quadratic(Energy):
+    """E(x) = a / 2 |x - m|^2 with learnable a (> 0 through log a) and m."""
+
+    rows_independent = True
+
+    def __init__(self, d: int = 2, m: float = 0.0, a: float = 1.0) -> None:
+        super().__init__()
+        self.event_shape = (d,)
+        self.m = nn.Parameter(torch.full((d,), m))
+        self.log_a = nn.Parameter(torch.tensor(float(a)).log())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.log_a.exp() * (x - self.m).pow(2).sum(1)
+
+
+class Ctx:
+    """A step context that records the loss and takes no optimizer step."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = 0
+        self.losses: list[torch.Tensor] = []
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        self.losses.append(loss)
+
+
+def test_ml_losses_closed_forms_and_shared_gradient() -> None:
+    e_data = torch.tensor([0.5, 1.5, -1.0])
+    e_neg = torch.tensor([2.0, 0.0, 1.0, 3.0], requires_grad=True)
+    ml = float(ml_loss(e_data, e_neg, "ml").detach())
+    assert ml == pytest.approx(float(e_data.mean() - e_neg.detach().mean()))
+    lse = ml_loss(e_data, e_neg, "logsumexp")
+    expected = float(e_data.mean() + torch.log(torch.exp(-e_neg.detach()).mean()))
+    assert float(lse.detach()) == pytest.approx(expected)
+    (g_lse,) = torch.autograd.grad(lse, e_neg)
+    (g_soft,) = torch.autograd.grad(ml_loss(e_data, e_neg, "softmax"), e_neg)
+    torch.testing.assert_close(g_lse, g_soft)
+    torch.testing.assert_close(g_soft, -torch.softmax(-e_neg.detach(), 0))  # Eq. 8: -w_i
+
+
+def _igebm(energy: nn.Module, **kw: object) -> IGEBM:
+    sampler = Langevin(step_size=0.1, noise_scale=0.0)
+    args: dict = {"k": 3, "start": "noise", "noise_range": (-1.0, 1.0), "alpha": 0.0, **kw}
+    return IGEBM(energy, sampler, **args)
+
+
+def test_loss_terms_match_their_formulas() -> None:
+    energy = Quadratic(m=0.5)
+    objective = _igebm(energy, alpha=0.3)
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    ctx = Ctx()
+    metrics = objective.training_step(Batch(x), ctx)
+    # the negatives: 3 noiseless gradient steps from uniform starts drawn with the same stream
+    start = objective._noise(2, torch.Generator().manual_seed(0))
+    x_neg = start
+    for _ in range(3):
+        x_neg = x_neg - 0.1 * (x_neg - 0.5)
+    with torch.no_grad():
+        e_pos, e_neg = energy(x), energy(x_neg)
+    expected = e_pos.mean() - e_neg.mean() + 0.3 * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+    assert float(ctx.losses[0]) == pytest.approx(float(expected), rel=1e-5)
+    assert metrics["energy_samples"] == pytest.approx(float(e_neg.mean()), rel=1e-5)
+
+
+def test_data_noise_and_clamp() -> None:
+    objective = _igebm(Quadratic(), data_noise=0.5, data_clamp=(-0.2, 0.2))
+    x = torch.zeros(5000, 2)
+    noised = objective._data(x, torch.Generator().manual_seed(1))
+    assert float(noised.abs().max()) == pytest.approx(0.2)
+    free = _igebm(Quadratic(), data_noise=0.5)._data(x, torch.Generator().manual_seed(1))
+    assert float(free.std()) == pytest.approx(0.5, rel=0.03)
+    with pytest.raises(ValueError, match="data_clamp"):
+        _igebm(Quadratic(), data_clamp=(1.0, 0.0))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        _igebm(Quadratic(), loss="hinge")
+
+
+def test_kl_loss_gradient_flows_through_the_last_langevin_step() -> None:
+    # one noiseless step from x0: x1 = x0 - delta a (x0 - m); L_KL = mean a0/2 |x1 - m0|^2
+    # with a0, m0 frozen, so dL/dm = mean a0 (x1 - m0) delta a (per coordinate)
+    energy = Quadratic(d=1, m=0.3, a=2.0)
+    sampler = Langevin(step_size=0.1, noise_scale=0.0)
+    objective = IGEBM(energy, sampler, k=1, start="noise", noise_range=(-1.0, 1.0), alpha=0.0, kl_weight=1.0)
+    x0 = torch.tensor([[-0.5], [0.25], [0.9]])
+    x1 = objective._kl_negatives(x0, None)
+    frozen = {n: p.detach() for n, p in energy.named_parameters()}
+    loss = torch.func.functional_call(energy, frozen, (x1,)).mean()
+    (grad_m,) = torch.autograd.grad(loss, energy.m)
+    a, m, delta = 2.0, 0.3, 0.1
+    x1_ref = x0 - delta * a * (x0 - m)
+    torch.testing.assert_close(x1.detach(), x1_ref)
+    expected = (a * (x1_ref - m) * delta * a).mean()
+    assert float(grad_m) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_kl_option_trains_and_needs_langevin() -> None:
+    energy = Quadratic(m=0.0)
+    objective = _igebm(energy, kl_weight=0.5, kl_steps=2)
+    ctx = Ctx()
+    metrics = objective.training_step(Batch(torch.randn(8, 2)), ctx)
+    assert "loss_kl" in metrics
+    ctx.losses[0].backward()
+    assert energy.m.grad is not None
+    assert torch.isfinite(energy.m.grad).all()
+    with pytest.raises(ValueError, match="differentiates Langevin steps"):
+        IGEBM(energy, SAMPLERS.build({"name": "mppi", "step_size": 0.1}), kl_weight=1.0)
+    with pytest.raises(ValueError, match="kl_steps"):
+        _igebm(energy, kl_weight=1.0, kl_steps=5)
+
+
+def test_igebm_learns_a_gaussian_mean_from_a_replay_buffer() -> None:
+    torch.manual_seed(0)
+    energy = Quadratic(m=-1.0)
+    sampler = Langevin(step_size=0.05)
+    objective = IGEBM(energy, sampler, k=20, noise_range=(-3.0, 3.0), alpha=0.0, buffer_size=2000)
+    data = 1.0 + 0.5 * torch.randn(4000, 2, generator=torch.Generator().manual_seed(1))
+    streams = Streams.from_user_seed(0)
+    loop = Loop(objective, Batch(data), {"energy": {"name": "adam", "lr": 0.02}}, batch_size=200, steps=300,
+                generator=streams.sampler(torch.device("cpu")), data_generator=streams.data())  # fmt: skip
+    loop.run()
+    torch.testing.assert_close(energy.m.detach(), torch.ones(2), atol=0.15, rtol=0)
+    sd = float(energy.log_a.exp().rsqrt())
+    assert sd == pytest.approx(0.5, rel=0.25)
+    assert len(objective.buffer) == 2000  # type: ignore[arg-type]
+
+
+def test_sampling_runs_in_evaluation_mode() -> None:
+    class Watch(Quadratic):
+        modes: list[bool]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.modes.append(self.training)
+            return super().forward(x)
+
+    energy = Watch()
+    energy.modes = []
+    objective = _igebm(energy)
+    objective.train()
+    objective.training_step(Batch(torch.randn(4, 2)), Ctx())
+    assert energy.modes[:3] == [False, False, False]  # the 3 Langevin gradients
+    assert energy.modes[-1] is True  # the loss's energies
+    assert energy.training
+
+
+def test_noise_first_langevin_evaluates_the_gradient_after_the_noise() -> None:
+    energy = Quadratic(d=3, m=0.2, a=3.0)
+    target = BoltzmannTarget(energy)
+    sampler = Langevin(step_size=0.1, noise_scale=0.05, grad_clip=0.2, clamp=(-1.0, 1.0), noise_first=True)
+    x0 = torch.tensor([[0.9, -0.9, 0.0], [0.5, 0.1, -0.3]])
+    state, _ = run(sampler, target, sampler.init(x0.clone()), 1, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3))
+    half = (x0 + 0.05 * noise).clamp(-1, 1)
+    grad = (-3.0 * (half - 0.2)).clamp(-0.2, 0.2)  # grad log p
+    torch.testing.assert_close(state.x, (half + 0.1 * grad).clamp(-1, 1))
+    with pytest.raises(ValueError, match="noise_first"):
+        Langevin(step_size=0.1, mh=True, noise_first=True)
+
+
+@pytest.mark.parametrize("kl_weight", [0.0, 0.5])
+def test_a_resumed_fit_repeats_the_straight_one(kl_weight: float) -> None:
+    rows = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.3 + 1.0
+
+    def objective() -> IGEBM:
+        sampler = Langevin(step_size=0.05, noise_scale=0.05, noise_first=True)
+        return IGEBM(Quadratic(), sampler, k=3, noise_range=(-2.0, 2.0), buffer_size=50, data_noise=0.01,
+                     kl_weight=kl_weight, loss="softmax")  # fmt: skip
+
+    straight, second = straight_and_resumed(objective, rows)
+    for a, b in zip(straight.objective.parameters(), second.objective.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert len(second.objective.buffer) == 50
+    assert torch.equal(straight.objective.buffer._data, second.objective.buffer._data)
+
+
+def test_tutorial_config_builds() -> None:
+    from nrf.training.build import build_objective
+    from nrf.training.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "mnist_tutorial.toml", [])
+    objective = build_objective(cfg)
+    assert isinstance(objective, IGEBM)
+    assert isinstance(objective.energy, TutorialCNNEnergy)
+    assert objective.k == 60
+    assert (objective.alpha, objective.data_noise, objective.buffer_size) == (0.1, 0.005, 8192)
+    assert cfg.optim["energy"]["betas"] == [0.0, 0.999]
+    # a round trip of the registry's config
+    again = OBJECTIVES.build(objective.to_config(), energy=objective.energy, sampler=objective.sampler)
+    assert again.to_config() == objective.to_config()
