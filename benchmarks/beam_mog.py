@@ -71,9 +71,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kNN KL points over each fit (first seed; 0: none)")  # fmt: skip
     parser.add_argument("--epochs-scale", type=float, default=None,
                         help="multiply every data set's epochs (default 1, quick 0.05)")  # fmt: skip
+    parser.add_argument("--weight-std", type=float, default=0.2,
+                        help="sd of the RBMs' initial weights (Table I: 0.2)")  # fmt: skip
+    parser.add_argument("--centre", action="store_true",
+                        help="centred RBMs: offsets follow the data means (not in the paper)")  # fmt: skip
 
 
-def _rbm_config(method: str, ds: dict[str, Any], d: int, steps: int, sweeps: int) -> dict[str, Any]:
+def _rbm_config(
+    method: str,
+    ds: dict[str, Any],
+    d: int,
+    steps: int,
+    sweeps: int,
+    weight_std: float = 0.2,
+    centre: bool = False,
+) -> dict[str, Any]:
     sampler: dict[str, Any] = {"name": "gibbs", "steps": sweeps}
     if method != "rbm":
         sampler = {"name": "tds", "beta_std": 0.9, "autocorrelation": 0.9, "steps": sweeps}
@@ -81,9 +93,11 @@ def _rbm_config(method: str, ds: dict[str, Any], d: int, steps: int, sweeps: int
     if method == "beam":
         objective = {"name": "beam", "args": {"gamma": 0.5, "critic": "dnn", "critic_k": 5,
                                               "n_particles": ds["batch"]}}  # fmt: skip
+    if centre:
+        objective["args"]["centre"] = True
     return {
         "model": {"energy": "rbm", "init_batch": 1, "energy_args": {
-            "n_visible": d, "n_hidden": ds["hidden"], "visible": "gaussian", "weight_std": 0.2}},
+            "n_visible": d, "n_hidden": ds["hidden"], "visible": "gaussian", "weight_std": weight_std}},
         "objective": objective,
         "sampler": sampler,
         "optim": {"energy": {"name": "adam", "lr": ds["lr"], "betas": [0.5, 0.9]}},
@@ -113,7 +127,11 @@ def run(args: argparse.Namespace) -> BenchResult:
     datasets = choose(args.datasets, list(DATASETS), "--datasets")
     methods = choose(args.methods, [*RBM_METHODS, *GENERATOR_METHODS], "--methods")
     rows: list[list[str]] = []
-    results: dict[str, Any] = {"seeds": seeds, "epochs_scale": scale, "sweeps": sweeps, "datasets": {}}
+    if not args.weight_std > 0:
+        raise ValueError(f"--weight-std must be > 0, got {args.weight_std}")
+    results: dict[str, Any] = {"seeds": seeds, "epochs_scale": scale, "sweeps": sweeps,
+                               "weight_std": args.weight_std, "centre": args.centre,
+                               "datasets": {}}  # fmt: skip
     panels: list[tuple[str, torch.Tensor, torch.Tensor]] = []
     curves: dict[str, dict[str, Points]] = {}
     for ds_name in datasets:
@@ -134,7 +152,7 @@ def run(args: argparse.Namespace) -> BenchResult:
                 cfg: dict[str, Any]
                 base: Path | None
                 if method in RBM_METHODS:
-                    cfg, base = _rbm_config(method, ds, d, steps, sweeps), None
+                    cfg, base = _rbm_config(method, ds, d, steps, sweeps, args.weight_std, args.centre), None
                 else:
                     cfg, base = {"train": {"steps": steps}}, CONFIGS / f"{GENERATOR_METHODS[method]}.toml"
                 cfg.setdefault("run", {})["seed"] = seed

@@ -89,6 +89,23 @@ def test_resume_continues_and_records_overrides(tmp_path: Path) -> None:
     assert json.loads((run / "summary.json").read_text())["step"] == 30
 
 
+def test_time_budget_stops_evaluates_and_saves(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, steps=100_000)
+    assert main(["train", str(cfg), "--set", "train.max_seconds=0.5"]) == 0
+    run = tmp_path / "runs" / "tiny"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "time budget"
+    assert 1 <= summary["step"] < 100_000
+    events = [r for r in _records(run) if r.get("event") == "time budget"]
+    assert len(events) == 1
+    assert events[0]["step"] == summary["step"]
+    assert "train.max_seconds = 0.5" in events[0]["message"]
+    newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    assert ckpt.step_of(newest) == summary["step"]  # the stopped model is kept
+    with pytest.raises(ConfigError, match=r"train\.max_seconds: expected > 0"):
+        load_config(cfg, ["train.max_seconds=0"])
+
+
 def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", str(tmp_path / "missing.toml")]) == 1
     assert "config file not found" in capsys.readouterr().err

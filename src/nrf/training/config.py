@@ -97,6 +97,7 @@ class TrainSection:
     ema: float | None = None  # decay of the energy's parameter average (the model kept)
     lr_schedule: str | dict[str, Any] = "constant"  # or a table {name = "cosine"}
     evaluators: list[str | dict[str, Any]] | None = None  # None: what suits the data kind
+    max_seconds: float | None = None  # wall-time budget: stop (and evaluate, save) once spent
 
 
 @dataclass
@@ -270,6 +271,8 @@ def validate(cfg: Config) -> Config:
         (cfg.run.device in ("cpu", "cuda", "auto"), "run.device", "'cpu', 'cuda' or 'auto'", cfg.run.device),
         (cfg.train.grad_clip is None or cfg.train.grad_clip > 0, "train.grad_clip", "> 0 (or unset)",
          cfg.train.grad_clip),
+        (cfg.train.max_seconds is None or cfg.train.max_seconds > 0, "train.max_seconds", "> 0 (or unset)",
+         cfg.train.max_seconds),
         (cfg.run.threads >= 1, "run.threads", ">= 1", cfg.run.threads),
         (0 <= cfg.run.seed < 2**32, "run.seed", "an int in [0, 2**32)", cfg.run.seed),
         (bool(cfg.run.out_dir) and "\0" not in cfg.run.out_dir, "run.out_dir", "a folder path",

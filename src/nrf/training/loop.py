@@ -548,6 +548,8 @@ class Loop:
         self.grad_clip = grad_clip
         self.average = None if ema is None else ParameterAverage(objective.energy, ema)
         self.step = 0
+        self.stop_requested = False
+        """Set by a callback to end :meth:`run` after the current step (e.g. a time budget)."""
         self.lr_scale = 1.0
 
     # --- initialization and state ---------------------------------------------------------
@@ -769,7 +771,7 @@ class Loop:
             total=end, initial=self.step, disable=not progress, desc=desc, dynamic_ncols=True, leave=False
         )
         try:
-            while self.step < end:
+            while self.step < end and not self.stop_requested:
                 self.apply_lr()
                 batch = self.data.select(self.order.next()).to(self.device)
                 try:

@@ -81,6 +81,7 @@ class Trainer(Callback):
         self.guard.on_stop = lambda: self._write_summary("diverged")
         self.best: float | None = None
         self.final: dict[str, float] | None = None
+        self.stopped_early = False
         self.started = time.time()
         self.elapsed_before = 0.0
         self._tb: Any = None
@@ -249,6 +250,14 @@ class Trainer(Callback):
             if self._bar is not None:
                 self._bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k in _SHOWN})
             self._window.clear()
+        if cfg.max_seconds is not None:
+            spent = self.elapsed_before + time.time() - self.started >= cfg.max_seconds
+            if any_rank(spent, self.dist):  # every process stops at the same step
+                loop.stop_requested = True
+                self.stopped_early = True
+                message = f"train.max_seconds = {cfg.max_seconds:g} spent after {self.step} of {cfg.steps} steps"
+                self._log({"phase": "event", "step": self.step, "event": "time budget", "message": message})
+                return  # the final evaluation and checkpoint follow
         if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
             self.evaluate()
         if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
@@ -348,7 +357,7 @@ class Trainer(Callback):
                 self.final = self.evaluate()
                 self.save()
             final = self.final
-            self._write_summary("completed", final)
+            self._write_summary("time budget" if self.stopped_early else "completed", final)
             self.loop.finish()  # the model kept: the parameter average when train.ema is set
         finally:
             if self._tb is not None:
