@@ -43,13 +43,14 @@ def train_config(
     evaluators: Sequence[Evaluator] = (),
     eval_every: int = 0,
     checkpoint_every: int | None = None,
+    log_every: int | None = None,
 ) -> tuple[Trainer, float]:
     """Fit ``cfg_dict`` (or the shipped config ``base`` with ``cfg_dict``'s ``train.steps``
     and ``run.seed``) on the data of the overrides ``data`` (e.g. ``['data.name="npy"',
     ...]``), on the CPU with ``threads`` threads, into ``out/name``; ``evaluators`` run every
     ``eval_every`` updates (0: never) and at the end. Returns the trainer and the seconds
     its fit took (evaluations included). Checkpoints: every ``checkpoint_every`` updates
-    (default a fifth of the fit)."""
+    (default a fifth of the fit); log records every ``log_every`` (default a fiftieth)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.toml"
     path.write_text(tomli_w.dumps(cfg_dict))
@@ -58,7 +59,7 @@ def train_config(
         f"run.out_dir={str(out)!r}", f"run.name={name!r}", f"run.threads={threads}", 'run.device="cpu"',
         *data, f"train.eval_every={eval_every}", "train.progress=false",
         f"train.checkpoint_every={checkpoint_every or max(1, steps // 5)}",
-        f"train.log_every={max(1, steps // 50)}", f"run.seed={cfg_dict['run']['seed']}",
+        f"train.log_every={log_every or max(1, steps // 50)}", f"run.seed={cfg_dict['run']['seed']}",
     ]  # fmt: skip
     cfg = (
         load_config(path, overrides)

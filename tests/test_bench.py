@@ -228,3 +228,35 @@ def test_beam_mnist_reads_sklearn_weights_with_sklearns_free_energy() -> None:
     with torch.no_grad():
         ours = rbm(torch.from_numpy(x).float()).double().numpy()
     np.testing.assert_allclose(ours, model._free_energy(x), rtol=1e-5, atol=1e-5)
+
+
+def test_mnist_ebm_tiny_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+
+    import nrf.data
+    import nrf.metrics.mnist_features
+    import nrf.training.data
+
+    for module in (nrf.data, nrf.training.data, nrf.metrics.mnist_features):
+        monkeypatch.setattr(module, "load_mnist", _fake_mnist)
+    monkeypatch.setenv("NRF_DATA_DIR", str(tmp_path / "data"))  # the feature network is built there
+    argv = ["bench", "mnist-ebm", "--quick", "--out", str(tmp_path), "--minutes", "0.05", "--samples", "40",
+            "--sample-steps", "2", "--methods", "tutorial,nrf-ebmkit"]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "FID-MNIST" in table
+    assert "uniform noise" in table
+    record = json.loads((tmp_path / "mnist-ebm.json").read_text())["results"]
+    assert set(record["methods"]) == {"tutorial", "nrf-ebmkit"}
+    assert (tmp_path / "data" / "mnist-features" / "state.json").is_file()
+    for entry in record["methods"].values():
+        assert entry["steps"] >= 1
+        assert entry["buffer"]["n_samples"] == 40
+        assert entry["fresh"]["network"] == "MNIST"
+        assert math.isfinite(entry["fresh"]["fid"])
+        assert entry["forward_backward_ms"] > 0
+    noise, train = record["reference"]["uniform noise"], record["reference"]["training images"]
+    assert noise["fid"] > train["fid"]
+    assert (tmp_path / "mnist_ebm_samples.png").stat().st_size > 1000

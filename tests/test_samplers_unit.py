@@ -410,6 +410,10 @@ def test_replay_buffer_overwrites_oldest_and_round_trips() -> None:
     assert len(buf) == 4
     stored = set(buf.sample(200, _gen(21)).squeeze(1).tolist())
     assert stored == {2.0, 3.0, 4.0, 5.0}
+    assert buf.contents().squeeze(1).tolist() == [2.0, 3.0, 4.0, 5.0]  # oldest first
+    assert buf.contents(2).squeeze(1).tolist() == [4.0, 5.0]
+    with pytest.raises(ValueError, match="empty"):
+        ReplayBuffer(4, lambda n, g: torch.zeros(n, 1)).contents()
     other = ReplayBuffer(4, lambda n, g: torch.zeros(n, 1))
     other.load_state_dict(buf.state_dict())
     torch.testing.assert_close(other.sample(50, _gen(22)), buf.sample(50, _gen(22)))

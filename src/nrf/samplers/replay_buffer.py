@@ -66,6 +66,14 @@ class ReplayBuffer:
         keep_fresh = (u < self.reinit_prob).view(-1, *([1] * (fresh.dim() - 1)))
         return torch.where(keep_fresh, fresh, stored)
 
+    def contents(self, n: int | None = None) -> torch.Tensor:
+        """A copy of the ``n`` most recently stored samples (all when ``None``), newest last."""
+        if self._data is None or self._size == 0:
+            raise ValueError("the replay buffer is empty")
+        n = self._size if n is None else min(check_positive_int("n", n), self._size)
+        order = (torch.arange(self._size - n, self._size) + self._next - self._size) % self.capacity
+        return self._data[order.to(self._data.device)].clone()
+
     def push(self, samples: torch.Tensor) -> None:
         """Store ``samples`` (detached), overwriting the oldest when full."""
         x = samples.detach()

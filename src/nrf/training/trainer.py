@@ -255,7 +255,7 @@ class Trainer(Callback):
             if any_rank(spent, self.dist):  # every process stops at the same step
                 loop.stop_requested = True
                 self.stopped_early = True
-                message = f"train.max_seconds = {cfg.max_seconds:g} spent after {self.step} of {cfg.steps} steps"
+                message = f"train.max_seconds = {cfg.max_seconds:g} spent at step {self.step} of {cfg.steps}"
                 self._log({"phase": "event", "step": self.step, "event": "time budget", "message": message})
                 return  # the final evaluation and checkpoint follow
         if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:

@@ -1,0 +1,258 @@
+"""Image EBMs on MNIST under a wall-time budget: sample quality (FID-MNIST, KID-MNIST,
+IS-MNIST), speed, and the same recipe in ebmkit on the same network and budget.
+
+Methods (each trained for ``--minutes`` of wall time on the CPU, final model):
+
+* ``tutorial``: ``configs/mnist_tutorial.toml``, the EBM tutorial's MNIST example (003_…,
+  section 11): its Swish CNN, 60 Langevin steps of size 10, gradient clip 0.03, noise
+  0.005 before each step, replay buffer 8,192, alpha 0.1, Adam (0, 0.999) lr 1e-4 x0.97
+  per epoch, data noise 0.005;
+* ``nrf-ebmkit``: nrf's IGEBM objective with the settings of ebmkit 0.16.0's
+  ``examples/train_mnist.py`` (clip 0.01, noise after the step, buffer 10,000 with 5 %
+  restarts, alpha 1, Adam lr 1e-4 with torch's default betas, parameter average 0.999) on
+  the tutorial's network: the like-for-like partner of
+* ``ebmkit``: ebmkit's own ``ContrastiveDivergence`` + ``Trainer`` with those settings on
+  the same network (same initial weights), fitted in chunks of 10 updates until the budget
+  is spent.
+
+Every model is scored the same way: ``--samples`` images from its replay buffer (the newest)
+and as many fresh chains from uniform noise run ``--sample-steps`` Langevin steps of its own
+sampler (the averaged model where one is kept), against the MNIST test set on nrf's feature
+network (``nrf data prepare mnist-features``; built on first use). Reference rows: as many
+training images (the floor), the test set itself (its IS) and uniform noise. Speed: ms per
+training update, and its ratio to (K + 1) x one forward + backward pass of the energy on a
+batch (the input gradient of K Langevin steps plus the parameter update).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _peers import peer_version
+from _runs import choose, train_config
+
+from nrf import plots
+from nrf.bench import BenchResult, markdown_table
+from nrf.data import load_mnist
+from nrf.energies import TutorialCNNEnergy
+from nrf.metrics import SampleQuality, SampleQualityMeter
+from nrf.metrics.mnist_features import load_feature_network
+from nrf.samplers import Langevin
+from nrf.samplers import run as run_chains
+from nrf.targets import BoltzmannTarget
+
+NAME = "mnist-ebm"
+DESCRIPTION = "image EBMs on MNIST: FID/KID/IS-MNIST of buffer and fresh samples, ms per update, vs ebmkit"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+METHODS = ("tutorial", "nrf-ebmkit", "ebmkit")
+LABELS = {
+    "tutorial": "nrf, tutorial config (003_… section 11)",
+    "nrf-ebmkit": "nrf, ebmkit's example settings",
+    "ebmkit": "ebmkit 0.16.0, its example settings",
+}
+K = 60  # Langevin steps per update, every method
+EBMKIT_SETTINGS: dict[str, Any] = {
+    "step_size": 10.0, "noise_scale": 0.005, "grad_clip": 0.01, "clamp": (-1.0, 1.0),
+    "buffer": 10_000, "reinit_prob": 0.05, "energy_reg": 1.0, "lr": 1e-4, "ema": 0.999, "batch": 128,
+}  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of: {', '.join(METHODS)}")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-time budget per model (default 30; quick 0.5)")  # fmt: skip
+    parser.add_argument("--samples", type=int, default=None,
+                        help="images scored per sample set (default 2,000; quick 200)")  # fmt: skip
+    parser.add_argument("--sample-steps", type=int, default=None,
+                        help="Langevin steps of the fresh chains (default 256; quick 20)")  # fmt: skip
+
+
+def _images(split: str) -> torch.Tensor:
+    """MNIST ``split`` as float images in [-1, 1], ``(n, 1, 28, 28)``."""
+    data = load_mnist(split)
+    return torch.from_numpy(data.images.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+
+
+def _nrf_config(method: str, steps: int, seed: int) -> tuple[dict[str, Any], Path | None]:
+    if method == "tutorial":
+        return {"run": {"seed": seed}, "train": {"steps": steps}}, CONFIGS / "mnist_tutorial.toml"
+    s = EBMKIT_SETTINGS
+    return {
+        "run": {"seed": seed},
+        "data": {"name": "mnist", "scale": "symmetric", "validation_fraction": 0.0},
+        "model": {"energy": "tutorial"},
+        "objective": {"name": "igebm", "args": {
+            "alpha": s["energy_reg"], "buffer_size": s["buffer"], "reinit_prob": s["reinit_prob"],
+            "noise_range": [-1.0, 1.0]}},
+        "sampler": {"name": "langevin", "step_size": s["step_size"], "noise_scale": s["noise_scale"],
+                    "grad_clip": s["grad_clip"], "clamp": list(s["clamp"]), "steps": K},
+        "optim": {"energy": {"name": "adam", "lr": s["lr"]}},
+        "train": {"steps": steps, "batch_size": s["batch"], "ema": s["ema"]},
+    }, None  # fmt: skip
+
+
+def _fresh(energy: torch.nn.Module, sampler: Any, n: int, steps: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` chains from uniform noise in [-1, 1] after ``steps`` steps of nrf's ``sampler``."""
+    energy.eval()
+    out = []
+    for size in [min(500, n - i) for i in range(0, n, 500)]:
+        x0 = torch.rand(size, 1, 28, 28, generator=gen) * 2 - 1
+        state, _ = run_chains(sampler, BoltzmannTarget(energy), sampler.init(x0), steps, generator=gen)
+        out.append(state.x.detach())
+    return torch.cat(out)
+
+
+def _forward_backward_ms(energy: torch.nn.Module, batch: int, repeats: int = 20) -> float:
+    """ms of one forward + input-gradient pass of ``energy`` on ``batch`` images (the
+    Langevin step's cost), weights frozen, median of ``repeats``."""
+    x = torch.rand(batch, 1, 28, 28) * 2 - 1
+    flags = [p.requires_grad for p in energy.parameters()]
+    energy.requires_grad_(False)
+    times = []
+    try:
+        for _ in range(repeats + 3):
+            z = x.clone().requires_grad_(True)
+            t = time.perf_counter()
+            torch.autograd.grad(energy(z).sum(), z)
+            times.append(time.perf_counter() - t)
+    finally:
+        for p, f in zip(energy.parameters(), flags, strict=True):
+            p.requires_grad_(f)
+    return 1000 * float(np.median(times[3:]))
+
+
+def _train_nrf(method: str, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    steps = 60 * 469  # the schedule's length (60 epochs); the budget ends the fit first
+    cfg, base = _nrf_config(method, steps, args.seed)
+    trainer, fit_seconds = train_config(
+        cfg, args.out / "mnist-ebm-runs", method, args.threads, [f"train.max_seconds={seconds}"], base=base,
+        checkpoint_every=500, log_every=1,
+    )  # fmt: skip
+    objective = trainer.objective
+    return {
+        "energy": objective.energy, "sampler": objective.sampler, "steps": trainer.step,
+        "seconds": fit_seconds, "buffer": objective.buffer.contents(args.samples),
+        "batch": trainer.cfg.train.batch_size, "ms": _update_ms(trainer.layout.metrics),
+    }  # fmt: skip
+
+
+def _update_ms(log: Path) -> float:
+    """ms per update from the per-update log times (the first update, which builds the
+    buffer and warms up, left out; the loading, checkpoints and evaluation are outside)."""
+    import json
+
+    times = [(r["step"], r["time"]) for r in map(json.loads, log.read_text().splitlines())
+             if r.get("phase") == "train"]  # fmt: skip
+    if len(times) < 3:
+        return float("nan")
+    (s0, t0), (s1, t1) = times[1], times[-1]
+    return 1000 * (t1 - t0) / (s1 - s0)
+
+
+def _train_ebmkit(args: argparse.Namespace, seconds: float, train: torch.Tensor) -> dict[str, Any]:
+    import ebm
+
+    s = EBMKIT_SETTINGS
+    torch.manual_seed(args.seed)
+    energy = TutorialCNNEnergy()
+    sampler = ebm.LangevinDynamics(step_size=s["step_size"], noise_scale=s["noise_scale"],
+                                   grad_clip=s["grad_clip"], steps=K, clamp=s["clamp"])  # fmt: skip
+    buffer = ebm.ReplayBuffer(s["buffer"], (1, 28, 28), reinit_prob=s["reinit_prob"],
+                              init_fn=lambda shape: torch.rand(shape) * 2 - 1)  # fmt: skip
+    loss = ebm.ContrastiveDivergence(sampler, buffer=buffer, energy_reg=s["energy_reg"])
+    trainer = ebm.Trainer(energy, loss, lr=s["lr"], ema_decay=s["ema"])
+    start = time.perf_counter()
+    trainer.fit(train, steps=1, batch_size=s["batch"], verbose=False)  # as nrf's: the first update apart
+    first = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        trainer.fit(train, steps=10, batch_size=s["batch"], verbose=False)
+    fit_seconds = time.perf_counter() - start
+    ms = 1000 * (time.perf_counter() - first) / max(trainer.step_count - 1, 1)
+    model = trainer.ema.module if trainer.ema is not None else energy
+    rows = torch.randperm(buffer.data.shape[0], generator=torch.Generator().manual_seed(args.seed))
+    nrf_sampler = Langevin(step_size=s["step_size"], noise_scale=s["noise_scale"], grad_clip=s["grad_clip"],
+                           clamp=s["clamp"])  # fmt: skip
+    return {
+        "energy": model, "sampler": nrf_sampler, "steps": trainer.step_count, "seconds": fit_seconds,
+        "buffer": buffer.data[rows[: args.samples]].clone(), "batch": s["batch"], "ms": ms,
+    }  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> BenchResult:
+    minutes = args.minutes if args.minutes is not None else (0.5 if args.quick else 30.0)
+    n = args.samples or (200 if args.quick else 2000)
+    args.samples = n
+    sample_steps = args.sample_steps or (20 if args.quick else 256)
+    methods = choose(args.methods, list(METHODS), "--methods")
+    if not minutes > 0 or n < 20 or sample_steps < 1:
+        raise ValueError(f"need --minutes > 0, --samples >= 20, --sample-steps >= 1; got {minutes}, {n}, "
+                         f"{sample_steps}")  # fmt: skip
+    if "ebmkit" in methods and peer_version("ebmkit") is None:
+        raise ImportError("--methods ebmkit: ebmkit is not installed (pip install ebmkit==0.16.0)")
+    torch.set_num_threads(args.threads)
+    network = load_feature_network(build=True)
+    train, test = _images("train"), _images("test")
+    reference = test if not args.quick else test[:1000]
+    meter = SampleQualityMeter(network, reference, value_range=(-1.0, 1.0), kid_subset_size=min(1000, n),
+                               kid_subsets=50, is_splits=5, seed=args.seed)  # fmt: skip
+    gen = torch.Generator().manual_seed(args.seed)
+    refs: dict[str, SampleQuality] = {
+        "training images": meter(train[torch.randperm(train.shape[0], generator=gen)[:n]]),
+        "test images": meter(reference[:n]),
+        "uniform noise": meter(torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1),
+    }
+    results: dict[str, Any] = {
+        "minutes": minutes, "samples": n, "sample_steps": sample_steps, "K": K, "threads": args.threads,
+        "feature_network": network.digest, "n_reference": meter.n_reference,
+        "ebmkit": peer_version("ebmkit"), "reference": {k: v.to_dict() for k, v in refs.items()},
+        "methods": {},
+    }  # fmt: skip
+    rows: list[list[str]] = []
+    panels: list[tuple[str, torch.Tensor]] = []
+    for method in methods:
+        fit = _train_ebmkit(args, minutes * 60, train) if method == "ebmkit" else _train_nrf(
+            method, args, minutes * 60)  # fmt: skip
+        gen = torch.Generator().manual_seed(args.seed)
+        fresh = _fresh(fit["energy"], fit["sampler"], n, sample_steps, gen)
+        quality = {"buffer": meter(fit["buffer"]), "fresh": meter(fresh)}
+        ms = fit["ms"]
+        fb = _forward_backward_ms(fit["energy"], fit["batch"])
+        results["methods"][method] = {
+            "steps": fit["steps"], "train_seconds": fit["seconds"], "ms_per_update": ms,
+            "forward_backward_ms": fb, "ratio_to_k_plus_1_passes": ms / ((K + 1) * fb),
+            **{k: v.to_dict() for k, v in quality.items()},
+        }  # fmt: skip
+        for kind, q in quality.items():
+            rows.append([LABELS[method], kind, f"{q.fid:.2f}", f"{q.kid:.2f} ± {q.kid_std:.2f}",
+                         f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", str(fit["steps"]),
+                         f"{ms:.0f}", f"{ms / ((K + 1) * fb):.2f}"])  # fmt: skip
+        panels += [(f"{method}: buffer", fit["buffer"][:50]), (f"{method}: fresh chains", fresh[:50])]
+    for label, q in refs.items():
+        rows.append([label, "reference", f"{q.fid:.2f}", f"{q.kid:.2f} ± {q.kid_std:.2f}",
+                     f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", "-", "-", "-"])  # fmt: skip
+    figures = [_figure(panels, args.out / "mnist_ebm_samples.png")] if panels else []
+    headers = ["model", "samples", "FID-MNIST", "KID-MNIST", "IS-MNIST", "updates", "ms / update",
+               "/ (K+1) passes"]  # fmt: skip
+    notes = [
+        f"{minutes:g} min of training per model, {args.threads} thread(s); final models (averaged if kept)",
+        f"{n} samples per set: the newest of the replay buffer, and fresh chains of {sample_steps} steps "
+        "from uniform noise; scored against the MNIST test set",
+        f"FID/KID/IS-MNIST: nrf's digit CNN (sha256 {str(network.digest)[:12]}), not Inception figures",
+        f"K = {K} Langevin steps per update; '/ (K+1) passes': ms per update over (K + 1) x one forward "
+        "+ input-gradient pass on a batch",
+    ]
+    return BenchResult(markdown_table(headers, rows), results, figures, notes)
+
+
+def _figure(panels: list[tuple[str, torch.Tensor]], path: Path) -> Path:
+    fig, axes = plots.new_figure(ncols=2, nrows=-(-len(panels) // 2), size=3.6)
+    for ax, (title, images) in zip(axes.flat, panels, strict=False):
+        plots.image_grid(ax, images, ncol=10, title=title, value_range=(-1.0, 1.0))
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_axis_off()
+    return plots.save(fig, path)
