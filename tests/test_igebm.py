@@ -17,6 +17,7 @@ from nrf.objectives.igebm import ml_loss
 from nrf.samplers import SAMPLERS, Langevin, run
 from nrf.targets import BoltzmannTarget
 from nrf.training.loop import Loop, Streams
+from samplers_helpers import one_thread  # noqa: F401 (autouse fixture)
 from training_helpers import straight_and_resumed
 
 
@@ -105,7 +106,7 @@ def test_kl_loss_gradient_flows_through_the_last_langevin_step() -> None:
     sampler = Langevin(step_size=0.1, noise_scale=0.0)
     objective = IGEBM(energy, sampler, k=1, start="noise", noise_range=(-1.0, 1.0), alpha=0.0, kl_weight=1.0)
     x0 = torch.tensor([[-0.5], [0.25], [0.9]])
-    x1 = objective._kl_negatives(x0, None)
+    x1 = objective._kl_negatives(x0, None, energy)
     frozen = {n: p.detach() for n, p in energy.named_parameters()}
     loss = torch.func.functional_call(energy, frozen, (x1,)).mean()
     (grad_m,) = torch.autograd.grad(loss, energy.m)
@@ -142,7 +143,7 @@ def test_igebm_learns_a_gaussian_mean_from_a_replay_buffer() -> None:
                 generator=streams.sampler(torch.device("cpu")), data_generator=streams.data())  # fmt: skip
     loop.run()
     torch.testing.assert_close(energy.m.detach(), torch.ones(2), atol=0.15, rtol=0)
-    sd = float(energy.log_a.exp().rsqrt())
+    sd = float(energy.log_a.detach().exp().rsqrt())
     assert sd == pytest.approx(0.5, rel=0.25)
     assert len(objective.buffer) == 2000  # type: ignore[arg-type]
 
@@ -209,3 +210,133 @@ def test_tutorial_config_builds() -> None:
     # a round trip of the registry's config
     again = OBJECTIVES.build(objective.to_config(), energy=objective.energy, sampler=objective.sampler)
     assert again.to_config() == objective.to_config()
+
+
+def test_jem_trains_a_classifier_and_its_marginal_energy() -> None:
+    from nrf.energies import TutorialCNNClassifier
+    from nrf.objectives import JEM
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    y = torch.arange(64) % 10
+    x[torch.arange(64), 0, 2 * (y // 5) + 10, 3 * (y % 5) + 5] = 1.0  # a class's bright pixel
+    net = TutorialCNNClassifier(hidden=8)
+    objective = JEM(net, Langevin(step_size=1.0, noise_scale=0.01, clamp=(-1.0, 1.0)), k=2, buffer_size=100)
+    ctx = Ctx()
+    metrics = objective.training_step(Batch(x, y), ctx)
+    assert {"loss_ce", "accuracy", "loss_ml", "energy_data", "energy_samples"} <= set(metrics)
+    with torch.no_grad():
+        logits = net.logits(x)
+        ce = torch.nn.functional.cross_entropy(logits, y)
+    # the loss: CE + E(x+) - E(x-) (alpha 0), the data noised so compare within the noise's effect
+    assert metrics["loss_ce"] == pytest.approx(float(ce), rel=1e-5)
+    expected = metrics["loss_ce"] + metrics["energy_data"] - metrics["energy_samples"]
+    assert float(ctx.losses[0].detach()) == pytest.approx(expected, rel=1e-5)
+    assert len(objective.buffer) == 64
+    with pytest.raises(ValueError, match="needs labelled data"):
+        objective.training_step(Batch(x), ctx)
+    with pytest.raises(TypeError, match="needs a class energy"):
+        JEM(Quadratic(), Langevin(step_size=1.0))
+    with pytest.raises(ValueError, match="cannot both be 0"):
+        JEM(net, Langevin(step_size=1.0), classifier_weight=0.0, generative_weight=0.0)
+
+
+def test_jem_config_builds() -> None:
+    from nrf.energies import TutorialCNNClassifier
+    from nrf.objectives import JEM
+    from nrf.training.build import build_objective
+    from nrf.training.config import load_config
+
+    objective = build_objective(
+        load_config(Path(__file__).resolve().parents[1] / "configs" / "mnist_jem.toml")
+    )
+    assert isinstance(objective, JEM)
+    assert isinstance(objective.energy, TutorialCNNClassifier)
+    assert (objective.k, objective.data_noise, objective.buffer_size) == (20, 0.03, 10000)
+
+
+@pytest.mark.parametrize(("preset", "shape"), [("mnist", (1, 28, 28)), ("cifar10", (3, 32, 32)),
+                                               ("imagenet32", (3, 32, 32))])  # fmt: skip
+def test_resnet_energies_shapes_and_one_training_step(preset: str, shape: tuple[int, int, int]) -> None:
+    from nrf.energies import ConditionalResNetEnergy, ResNetEnergy
+
+    torch.manual_seed(0)
+    small = {"channels": (8, 8)} if preset == "mnist" else {"channels": (8, 8, 16)}  # the layouts, thinner
+    for conditional in (False, True):
+        net = ConditionalResNetEnergy(shape, 10, preset, **small) if conditional else ResNetEnergy(
+            shape, preset, **small)  # fmt: skip
+        x = torch.rand(4, *shape) * 2 - 1
+        assert net(x).shape == (4,)
+        sampler = Langevin(step_size=1.0, noise_scale=0.005, grad_clip=0.01, clamp=(-1.0, 1.0))
+        objective = IGEBM(net, sampler, k=2, noise_range=(-1.0, 1.0), buffer_size=8, conditional=conditional)
+
+        class Step(Ctx):
+            def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+                super().__init__()
+                self.optimizer = optimizer
+
+            def update(self, group: str, loss: torch.Tensor) -> None:
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                self.losses.append(loss.detach())
+
+        before = [p.detach().clone() for p in net.parameters()]
+        y = torch.tensor([0, 3, 9, 1])
+        metrics = objective.training_step(Batch(x, y), Step(torch.optim.Adam(net.parameters(), lr=1e-4)))
+        assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+        assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    full = ResNetEnergy(shape, preset)
+    expected = {"mnist": (32, 64), "cifar10": (128, 256, 256), "imagenet32": (128, 256, 512)}[preset]
+    assert full.net.head.in_features == expected[-1]
+
+
+def test_conditional_energy_logits_agree_with_class_energies() -> None:
+    from nrf.energies import ConditionalResNetEnergy
+
+    torch.manual_seed(1)
+    net = ConditionalResNetEnergy(n_classes=4, channels=(8, 8)).eval()
+    with torch.no_grad():  # make the classes differ (gains start at 1, biases at 0)
+        for block in net.net.blocks:
+            block.bias.normal_(0, 0.5)
+    x = torch.rand(3, 1, 28, 28)
+    logits = net.logits(x)
+    for c in range(4):
+        torch.testing.assert_close(logits[:, c], -net.class_energy(x, torch.full((3,), c)))
+    assert not torch.allclose(logits[:, 0], logits[:, 1])
+    torch.testing.assert_close(net(x), -torch.logsumexp(logits, 1))
+
+
+def test_conditional_igebm_learns_to_classify_by_lowest_energy() -> None:
+    from nrf.energies import ConditionalResNetEnergy, ConditionedEnergy
+
+    torch.manual_seed(0)
+    n = 256
+    y = torch.arange(n) % 2
+    x = -torch.ones(n, 1, 8, 8) + 0.05 * torch.rand(n, 1, 8, 8)
+    x[y == 0, :, :, :4] += 1.5  # class 0: left half bright; class 1: right half
+    x[y == 1, :, :, 4:] += 1.5
+    net = ConditionalResNetEnergy((1, 8, 8), n_classes=2, channels=(8, 8), blocks=1)
+    sampler = Langevin(step_size=2.0, noise_scale=0.005, grad_clip=0.05, clamp=(-1.0, 1.0))
+    objective = OBJECTIVES.build({"name": "igebm-conditional", "k": 10, "noise_range": [-1.0, 1.0],
+                                  "alpha": 0.1, "buffer_size": 500}, energy=net, sampler=sampler)  # fmt: skip
+    assert objective.conditional
+    streams = Streams.from_user_seed(0)
+    loop = Loop(objective, Batch(x, y), {"energy": {"name": "adam", "lr": 3e-3, "betas": [0.0, 0.999]}},
+                batch_size=32, steps=80, generator=streams.sampler(torch.device("cpu")),
+                data_generator=streams.data())  # fmt: skip
+    loop.run()
+    assert float((net.predict(x) == y).float().mean()) >= 0.95  # the class of lowest E(x, y)
+    # conditional chains follow E(., y_i): the same steps as the sampler run on ConditionedEnergy
+    labels, start = torch.tensor([0, 1, 1, 0]), torch.rand(4, 1, 8, 8) * 2 - 1
+    got = objective.conditional_sample(labels, torch.Generator().manual_seed(2), start=start.clone(), steps=5)
+    net.eval()
+    state, _ = run(sampler, BoltzmannTarget(ConditionedEnergy(net, labels)), sampler.init(start.clone()), 5,
+                   generator=torch.Generator().manual_seed(2))  # fmt: skip
+    torch.testing.assert_close(got, state.x)
+    with pytest.raises(ValueError, match="needs labelled data"):
+        objective.training_step(Batch(x[:4]), Ctx())
+    with pytest.raises(ValueError, match="not 'persistent'"):
+        IGEBM(net, sampler, start="persistent", conditional=True)
+    with pytest.raises(TypeError, match="needs a class energy"):
+        IGEBM(Quadratic(), sampler, conditional=True)

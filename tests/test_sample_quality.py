@@ -19,6 +19,7 @@ from nrf.metrics.sample_quality import FeatureNetwork, SampleQualityMeter, refer
 from nrf.objectives import OBJECTIVES
 from nrf.objectives.classifier import Classifier
 from nrf.training.loop import Loop, Streams
+from samplers_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 
 class Identity(nn.Module):

@@ -3,12 +3,13 @@
 from nrf.energies.analytic import GaussianEnergy, GaussianMixtureEnergy
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
-from nrf.energies.classifier import ClassEnergy, DigitClassifier
-from nrf.energies.compose import ChainMeanEnergy, SumEnergy, TemperedEnergy
+from nrf.energies.classifier import ClassEnergy, DigitClassifier, TutorialCNNClassifier
+from nrf.energies.compose import ChainMeanEnergy, ConditionedEnergy, SumEnergy, TemperedEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, TutorialCNNEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
 from nrf.energies.rbm import RBM
+from nrf.energies.resnet import ConditionalResNetEnergy, ResNetEnergy
 
 __all__ = [
     "POTENTIALS",
@@ -16,16 +17,20 @@ __all__ = [
     "BatchedMLPEnergy",
     "ChainMeanEnergy",
     "ClassEnergy",
+    "ConditionalResNetEnergy",
+    "ConditionedEnergy",
     "ConvEnergy",
     "DigitClassifier",
     "Energy",
     "GaussianEnergy",
     "GaussianMixtureEnergy",
     "MLPEnergy",
+    "ResNetEnergy",
     "SNGANConvEnergy",
     "SNGANResNetEnergy",
     "SumEnergy",
     "TemperedEnergy",
+    "TutorialCNNClassifier",
     "TutorialCNNEnergy",
     "paper_potential",
 ]

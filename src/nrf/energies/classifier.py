@@ -17,9 +17,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from nrf._checks import check_positive_int, check_probability
 from nrf.energies.base import Energy
+from nrf.energies.conv import _image_shape, tutorial_body
 
 
 class ClassEnergy(Energy):
@@ -121,3 +123,39 @@ class DigitClassifier(ClassEnergy):
         """:meth:`features` and :meth:`logits` from one pass."""
         h = self.features(x)
         return h, self.head(F.dropout(h, self.dropout, self.training))
+
+
+class TutorialCNNClassifier(ClassEnergy):
+    """The EBM tutorial's CNN body (:func:`~nrf.energies.conv.tutorial_body`, Swish, strided
+    convolutions: smooth and without pooling, as SGLD on the input needs) with
+    ``n_classes`` logits: the network of nrf's MNIST JEM. Pixels in [-1, 1].
+
+    >>> TutorialCNNClassifier().logits(torch.rand(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    rows_independent = True
+
+    def __init__(
+        self,
+        event_shape: Sequence[int] = (1, 28, 28),
+        n_classes: int = 10,
+        *,
+        hidden: int = 32,
+        spectral: bool = False,
+    ) -> None:
+        super().__init__()
+        self.event_shape = _image_shape("event_shape", event_shape)
+        self.n_classes = check_positive_int("n_classes", n_classes)
+        self.body, width = tutorial_body(self.event_shape, hidden, spectral)
+        head = nn.Linear(width, self.n_classes)
+        self.head = spectral_norm(head) if spectral else head
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations."""
+        out: torch.Tensor = self.body(self._image_batch(x))
+        return out
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.features(x))
+        return out

@@ -4,6 +4,8 @@
     TemperedEnergy:   E(x) = E_0(x) / T           (p ∝ p_0^{1/T}; T > 1 flattens, T < 1 sharpens)
     ChainMeanEnergy:  E(x) = E_0(x) / B           (B the rows of each model in the batch: the
                                                    gradient of the batch's mean energy per row)
+    ConditionedEnergy: E(x_i) = E_0(x_i, y_i)     (a class energy with each row's class fixed:
+                                                   chains conditioned on their own labels)
 
 They are ordinary energies: every target, sampler, metric and the detector take them, and
 they keep the ensemble layout of what they wrap (``n_models``).
@@ -12,6 +14,7 @@ they keep the ensemble layout of what they wrap (``n_models``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,3 +103,36 @@ class ChainMeanEnergy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.energy(x)
         return out / rows_per_member(self.energy, x.shape[0])
+
+
+class ConditionedEnergy(nn.Module):
+    """A class energy E_0(x, y) with one fixed class per row: row i of a batch is scored as
+    E_0(x_i, y_i) through ``energy.class_energy`` (so a sampler's chains each follow the
+    density of their own class). Batches must have as many rows as ``y``.
+
+    >>> from nrf.energies import DigitClassifier
+    >>> net = DigitClassifier().eval()
+    >>> x, y = torch.rand(3, 1, 28, 28), torch.tensor([0, 4, 9])
+    >>> bool(torch.allclose(ConditionedEnergy(net, y)(x), net.class_energy(x, y)))
+    True
+    """
+
+    def __init__(self, energy: nn.Module, y: torch.Tensor) -> None:
+        super().__init__()
+        if not callable(getattr(energy, "class_energy", None)):
+            raise TypeError(
+                f"energy must have class_energy(x, y) (a class energy), got {type(energy).__name__}"
+            )
+        self.energy: Any = energy
+        self.y = y
+        self.rows_independent = bool(getattr(energy, "rows_independent", False))
+        if hasattr(energy, "event_shape"):
+            self.event_shape = energy.event_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.y.shape[0]:
+            raise ValueError(
+                f"ConditionedEnergy holds {self.y.shape[0]} labels, got a batch of {x.shape[0]} rows"
+            )
+        out: torch.Tensor = self.energy.class_energy(x, self.y)
+        return out

@@ -180,16 +180,41 @@ class SNGANResNetEnergy(Energy):
         return self.head(h.sum(dim=(2, 3))).squeeze(-1)
 
 
+def tutorial_body(
+    event_shape: tuple[int, int, int], hidden: int, spectral: bool
+) -> tuple[nn.Sequential, int]:
+    """The EBM tutorial's convolutional body (003_…, section 11.2) up to its last hidden layer:
+
+        conv 5x5 c/2 stride 2 pad 4, Swish, conv 3x3 c stride 2, Swish, conv 3x3 2c stride 2,
+        Swish, conv 3x3 2c stride 2, Swish, flatten, linear 2c, Swish
+
+    with c = ``hidden``; returns it and its width 2c."""
+    c, h, w = event_shape
+    n = check_positive_int("hidden", hidden)
+    if n < 2:
+        raise ValueError(f"hidden must be >= 2 (the first layer has hidden // 2 channels), got {n}")
+    sn = spectral_norm if spectral else (lambda m: m)
+    c1, c2, c3 = n // 2, n, 2 * n
+    size = lambda s, k, p: (s + 2 * p - k) // 2 + 1  # noqa: E731 - output size of a stride-2 conv
+    hh, ww = size(h, 5, 4), size(w, 5, 4)
+    for _ in range(3):
+        hh, ww = size(hh, 3, 1), size(ww, 3, 1)
+    body = nn.Sequential(
+        sn(nn.Conv2d(c, c1, 5, 2, 4)), nn.SiLU(),
+        sn(nn.Conv2d(c1, c2, 3, 2, 1)), nn.SiLU(),
+        sn(nn.Conv2d(c2, c3, 3, 2, 1)), nn.SiLU(),
+        sn(nn.Conv2d(c3, c3, 3, 2, 1)), nn.SiLU(),
+        nn.Flatten(), sn(nn.Linear(c3 * hh * ww, c3)), nn.SiLU(),
+    )  # fmt: skip
+    return body, c3
+
+
 class TutorialCNNEnergy(Energy):
     """The small CNN of the EBM tutorial's MNIST example (003_…, section 11.2):
-
-        conv 5x5 c/2 stride 2 pad 4, Swish, conv 3x3 c stride 2, Swish, conv 3x3 2c
-        stride 2, Swish, conv 3x3 2c stride 2, Swish, flatten, linear 2c, Swish, linear 1,
-
-    with c = ``hidden`` (32: 16-32-64 channels); 28 x 28 inputs give 2 x 2 maps before the
-    flatten. The tutorial's network outputs -E (``f``); the energy is E(x) = -f(x).
-    ``spectral`` puts spectral normalization on every layer (IGEBM's constraint; not in
-    the tutorial).
+    :func:`tutorial_body` (c = ``hidden``, 32: 16-32-64 channels; 28 x 28 inputs give 2 x 2
+    maps before the flatten) and a linear unit f. The tutorial's network outputs -E; the
+    energy is E(x) = -f(x). ``spectral`` puts spectral normalization on every layer (IGEBM's
+    constraint; not in the tutorial).
 
     >>> TutorialCNNEnergy()(torch.rand(3, 1, 28, 28)).shape
     torch.Size([3])
@@ -202,23 +227,9 @@ class TutorialCNNEnergy(Energy):
     ) -> None:
         super().__init__()
         self.event_shape = _image_shape("event_shape", event_shape)
-        c, h, w = self.event_shape
-        n = check_positive_int("hidden", hidden)
-        if n < 2:
-            raise ValueError(f"hidden must be >= 2 (the first layer has hidden // 2 channels), got {n}")
-        sn = spectral_norm if spectral else (lambda m: m)
-        c1, c2, c3 = n // 2, n, 2 * n
-        size = lambda s, k, p: (s + 2 * p - k) // 2 + 1  # noqa: E731 - output size of a stride-2 conv
-        hh, ww = size(h, 5, 4), size(w, 5, 4)
-        for _ in range(3):
-            hh, ww = size(hh, 3, 1), size(ww, 3, 1)
-        self.f = nn.Sequential(
-            sn(nn.Conv2d(c, c1, 5, 2, 4)), nn.SiLU(),
-            sn(nn.Conv2d(c1, c2, 3, 2, 1)), nn.SiLU(),
-            sn(nn.Conv2d(c2, c3, 3, 2, 1)), nn.SiLU(),
-            sn(nn.Conv2d(c3, c3, 3, 2, 1)), nn.SiLU(),
-            nn.Flatten(), sn(nn.Linear(c3 * hh * ww, c3)), nn.SiLU(), sn(nn.Linear(c3, 1)),
-        )  # fmt: skip
+        body, width = tutorial_body(self.event_shape, hidden, spectral)
+        head = nn.Linear(width, 1)
+        self.f = nn.Sequential(*body, spectral_norm(head) if spectral else head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -self.f(self._image_batch(x)).squeeze(-1)

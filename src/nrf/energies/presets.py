@@ -13,8 +13,13 @@ rbm        RBM 784-500 on 1 x 28 x 28 images, Bernoulli visible units    BEAM / 
            (``visible``, ``n_visible``, ``n_hidden`` overridable)       & Murray 2008
 tutorial   CNN 16-32-64 channels, Swish, on 1 x 28 x 28 images           EBM tutorial 003_…
            (``hidden``, ``spectral`` overridable)                       section 11.2
-digit-cnn  CNN classifier 32-64 conv, 128 linear, 10 logits; energy    JEM (Grathwohl et al.)
-           -logsumexp of the logits (:class:`DigitClassifier`)
+resnet     residual energy, stages 32-64 x 2 blocks, spectral norm       IGEBM (002_…); ``preset``
+           (``preset = "cifar10"`` / ``"imagenet32"``: IGEBM's networks)  cifar10 / imagenet32
+resnet-conditional  the same with per-class gains and biases, E(x, y)  IGEBM section 4
+jem-cnn    the tutorial's CNN with 10 logits; energy -logsumexp of       JEM (Grathwohl et al.)
+           the logits (:class:`TutorialCNNClassifier`)                   on MNIST
+digit-cnn  CNN classifier 32-64 conv, max-pool, 128 linear, 10 logits    nrf's FID-MNIST
+           (:class:`DigitClassifier`)                                   feature network
 =========  ==========================================================  =====================
 
 Weight-normalized presets need :func:`nrf.nn.data_dependent_init` on a batch of data
@@ -28,12 +33,26 @@ from typing import Any
 from nrf._checks import check_choice
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
-from nrf.energies.classifier import DigitClassifier
+from nrf.energies.classifier import DigitClassifier, TutorialCNNClassifier
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, TutorialCNNEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.rbm import RBM
+from nrf.energies.resnet import ConditionalResNetEnergy, ResNetEnergy
 
-POTENTIALS = ("gmm", "kdd", "mnist", "cifar", "sngan-cnn", "sngan-res", "rbm", "tutorial", "digit-cnn")
+POTENTIALS = (
+    "gmm",
+    "kdd",
+    "mnist",
+    "cifar",
+    "sngan-cnn",
+    "sngan-res",
+    "rbm",
+    "tutorial",
+    "resnet",
+    "resnet-conditional",
+    "jem-cnn",
+    "digit-cnn",
+)
 _MLP_ARGS: dict[str, dict[str, Any]] = {
     "gmm": {"hidden": (100, 100), "activation": "leaky_relu"},
     "kdd": {"hidden": (60, 30, 10), "activation": "tanh"},
@@ -82,6 +101,12 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
         return RBM(**{"n_visible": 784, "n_hidden": 500, **shape, **overrides})
     if name == "tutorial":
         return TutorialCNNEnergy(**overrides)
+    if name == "resnet":
+        return ResNetEnergy(**overrides)
+    if name == "resnet-conditional":
+        return ConditionalResNetEnergy(**overrides)
+    if name == "jem-cnn":
+        return TutorialCNNClassifier(**overrides)
     if name == "digit-cnn":
         return DigitClassifier(**overrides)
     return SNGANResNetEnergy(**{"event_shape": (3, 32, 32), **overrides})

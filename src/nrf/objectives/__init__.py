@@ -9,12 +9,14 @@ from nrf.objectives.exclusive_nrf import ExclusiveNRF
 from nrf.objectives.gan import GAN
 from nrf.objectives.igebm import IGEBM
 from nrf.objectives.inclusive_nrf import InclusiveNRF
+from nrf.objectives.jem import JEM
 from nrf.objectives.wgan_gp import WGANGP
 
 __all__ = [
     "BEAM",
     "GAN",
     "IGEBM",
+    "JEM",
     "OBJECTIVES",
     "WGANGP",
     "Classifier",

@@ -183,10 +183,16 @@ class ContrastiveDivergence(Objective):
             self._chains = self.sampler.init(start)
         return self._chains
 
-    def negatives(self, start: torch.Tensor | ChainState, generator: torch.Generator | None) -> torch.Tensor:
+    def negatives(
+        self,
+        start: torch.Tensor | ChainState,
+        generator: torch.Generator | None,
+        energy: nn.Module | None = None,
+    ) -> torch.Tensor:
         """Run ``k`` sampler transitions from ``start`` (positions, or a chain state that is
-        continued and kept) and return the final positions."""
-        target = self.target_factory(self.energy)
+        continued and kept) and return the final positions; the chains follow ``energy``
+        (default: the model's energy)."""
+        target = self.target_factory(self.energy if energy is None else energy)
         state = start if isinstance(start, ChainState) else self.sampler.init(start)
         state, _ = run(self.sampler, target, state, self.k, generator=generator)
         if isinstance(start, ChainState):

@@ -22,6 +22,12 @@ landscape so that the sampler's short chains reach low energy. The chains are ru
 energy in evaluation mode (spectral normalization's power iteration and dropout frozen), as
 the EBM tutorial does. MPPI negatives (001_… Eq. 5) are the ``mppi`` sampler; every other
 option is the :class:`~nrf.objectives.ContrastiveDivergence` one.
+
+Conditional models (``conditional=True``, registered as ``igebm-conditional``; 002_…
+section 4): a class energy E(x, y) trained on labelled data with every energy conditioned on
+the batch's labels, L_ML = mean E(x+, y) - mean E(x-, y), the negatives x- drawn by chains
+that follow E(., y) from the shared replay buffer (so buffered images of one class are
+carried to another, as in IGEBM's code). Classification is the class of lowest E(x, y).
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf._checks import check_bool, check_choice, check_positive, check_positive_int
 from nrf.data.batch import Batch
+from nrf.energies.compose import ConditionedEnergy
 from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
+from nrf.objectives.classifier import check_class_energy, labels_of
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.samplers import ChainState, Langevin, Sampler, run
 from nrf.samplers.base import noise_like
@@ -69,6 +77,9 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 
 
 @OBJECTIVES.register("igebm", context=("energy", "sampler", "target"))
+@OBJECTIVES.register(
+    "igebm-conditional", context=("energy", "sampler", "target"), defaults={"conditional": True}
+)
 class IGEBM(ContrastiveDivergence):
     """IGEBM's maximum-likelihood training with a replay buffer.
 
@@ -88,6 +99,8 @@ class IGEBM(ContrastiveDivergence):
         sampler and the Boltzmann target.
     kl_steps:
         How many of the last Langevin steps L_KL differentiates through.
+    conditional:
+        Train a class energy E(x, y) on labelled data (see the module docstring).
     """
 
     def __init__(
@@ -107,6 +120,7 @@ class IGEBM(ContrastiveDivergence):
         data_clamp: tuple[float, float] | None = None,
         kl_weight: float = 0.0,
         kl_steps: int = 1,
+        conditional: bool = False,
         target: Callable[[nn.Module], Target] = BoltzmannTarget,
     ) -> None:
         super().__init__(
@@ -133,28 +147,66 @@ class IGEBM(ContrastiveDivergence):
                 raise ValueError("kl_weight > 0 needs the Boltzmann target exp(-E(x)) (the default target)")
             if self.kl_steps > self.k:
                 raise ValueError(f"kl_steps ({self.kl_steps}) must not exceed k ({self.k})")
+        self.conditional = check_bool("conditional", conditional)
+        if self.conditional:
+            check_class_energy(energy, "igebm-conditional")
+            if start == "persistent":
+                raise ValueError("conditional=True draws its chains' labels per batch: use start 'buffer', "
+                                 "'noise' or 'data', not 'persistent'")  # fmt: skip
 
-    def negatives(self, start: torch.Tensor | ChainState, generator: torch.Generator | None) -> torch.Tensor:
+    def negatives(
+        self,
+        start: torch.Tensor | ChainState,
+        generator: torch.Generator | None,
+        energy: nn.Module | None = None,
+    ) -> torch.Tensor:
         """``k`` sampler transitions from ``start`` with the energy in evaluation mode."""
         with evaluation_mode(self.energy):
-            return super().negatives(start, generator)
+            return super().negatives(start, generator, energy)
 
-    def _kl_negatives(self, start: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """k - kl_steps sampler steps without a graph, then kl_steps Langevin steps whose
-        result is a differentiable function of the parameters; returns x~K (with its graph)."""
+    def conditional_sample(
+        self,
+        y: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        start: torch.Tensor | None = None,
+        steps: int | None = None,
+    ) -> torch.Tensor:
+        """Images of classes ``y`` (one per label): ``steps`` (default k) sampler steps on
+        E(., y_i) from ``start`` (default: the replay buffer, or noise), e.g. digits of one
+        class to convert them into another. Needs a class energy."""
+        energy = check_class_energy(self.energy, "conditional_sample")
+        n = int(y.shape[0])
+        if start is None:
+            start = self.buffer.sample(n, generator) if self.buffer is not None and len(self.buffer) else None
+            start = self._noise(n, generator) if start is None else start
+        if start.shape[0] != n:
+            raise ValueError(f"start holds {start.shape[0]} rows for {n} labels")
+        k = self.k if steps is None else check_positive_int("steps", steps)
+        with evaluation_mode(self.energy):
+            state, _ = run(self.sampler, self.target_factory(ConditionedEnergy(energy, y)),
+                           self.sampler.init(start), k, generator=generator)  # fmt: skip
+        return state.x.detach()
+
+    def _kl_negatives(
+        self, start: torch.Tensor, generator: torch.Generator | None, energy: nn.Module
+    ) -> torch.Tensor:
+        """k - kl_steps sampler steps on ``energy`` without a graph, then kl_steps Langevin
+        steps whose result is a differentiable function of the parameters; returns x~K
+        (with its graph)."""
         sampler: Any = self.sampler
         with evaluation_mode(self.energy):
             state = sampler.init(start)
             head = self.k - self.kl_steps
             if head:
-                state, _ = run(sampler, self.target_factory(self.energy), state, head, generator=generator)
+                state, _ = run(sampler, self.target_factory(energy), state, head, generator=generator)
             x = state.x.detach().requires_grad_(True)
             for t in range(head, self.k):
                 delta = sampler.step_size(t)
                 scale = sampler.noise_std(delta)
                 if sampler.noise_first and scale:
                     x = self._box(x + scale * noise_like(x, generator), sampler)
-                (grad,) = torch.autograd.grad(self.energy(x).sum(), x, create_graph=True)
+                (grad,) = torch.autograd.grad(energy(x).sum(), x, create_graph=True)
                 x = x - delta * clip_gradient(grad, sampler.grad_clip)
                 if not sampler.noise_first and scale:
                     x = x + scale * noise_like(x, generator)
@@ -174,45 +226,61 @@ class IGEBM(ContrastiveDivergence):
             x = x.clamp(*self.data_clamp)
         return x
 
-    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
-        x = batch.x
+    def generative_loss(
+        self, x: torch.Tensor, generator: torch.Generator, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """L (the module docstring's loss) on the data rows ``x`` (with labels ``y`` when
+        conditional), with its parts as floats: ``loss_ml``, ``energy_data``,
+        ``energy_samples`` (and ``loss_kl``). Draws the negatives and updates the buffer or
+        chains."""
         if self.event_shape is None:
             self.event_shape = tuple(x.shape[1:])
-        x_pos = self._data(x, ctx.generator)
+        scored: nn.Module = self.energy
+        if self.conditional:
+            if y is None:
+                raise ValueError("conditional=True needs the batch's labels")
+            scored = ConditionedEnergy(self.energy, torch.cat([y, y]))  # data rows, then negatives
+        sampled = self.energy if y is None else ConditionedEnergy(self.energy, y)
+        x_pos = self._data(x, generator)
         x_kl: torch.Tensor | None = None
         if self.kl_weight > 0:
-            starts = (
-                self.chains(x, ctx.generator).x
-                if self.start == "persistent"
-                else self._starts(x, ctx.generator)
-            )
-            x_kl = self._kl_negatives(starts, ctx.generator)
+            persistent = self.start == "persistent"
+            starts = self.chains(x, generator).x if persistent else self._starts(x, generator)
+            x_kl = self._kl_negatives(starts, generator, sampled)
             x_neg = x_kl.detach()
-            if self.start == "persistent":
+            if persistent:
                 self._chains = self.sampler.init(x_neg)
         elif self.start == "persistent":
-            x_neg = self.negatives(self.chains(x, ctx.generator), ctx.generator)
+            x_neg = self.negatives(self.chains(x, generator), generator)
         else:
-            x_neg = self.negatives(self._starts(x, ctx.generator), ctx.generator)
+            x_neg = self.negatives(self._starts(x, generator), generator, sampled)
         if self.buffer is not None:
             self.buffer.push(x_neg)
-        e_data, e_neg = paired_energies(self.energy, x_pos, x_neg)
+        if self.conditional:
+            both = scored(torch.cat([x_pos, x_neg]))
+            e_data, e_neg = both[: x.shape[0]], both[x.shape[0] :]
+        else:
+            e_data, e_neg = paired_energies(self.energy, x_pos, x_neg)
         loss_ml = ml_loss(e_data, e_neg, self.loss)
         loss = loss_ml
         if self.alpha > 0:
             loss = loss + self.alpha * (e_data.pow(2).mean() + e_neg.pow(2).mean())
-        metrics: dict[str, float] = {}
-        if x_kl is not None:
-            frozen = {name: p.detach() for name, p in self.energy.named_parameters()}
-            with evaluation_mode(self.energy):
-                loss_kl = functional_call(self.energy, frozen, (x_kl,)).mean()
-            loss = loss + self.kl_weight * loss_kl
-            metrics["loss_kl"] = float(loss_kl.detach())
-        ctx.update("energy", loss)
-        return {
-            "loss": float(loss.detach()),
+        parts: dict[str, float] = {
             "loss_ml": float(loss_ml.detach()),
             "energy_data": float(e_data.detach().mean()),
             "energy_samples": float(e_neg.detach().mean()),
-            **metrics,
         }
+        if x_kl is not None:
+            frozen = {name: p.detach() for name, p in sampled.named_parameters()}
+            with evaluation_mode(self.energy):
+                loss_kl = functional_call(sampled, frozen, (x_kl,)).mean()
+            loss = loss + self.kl_weight * loss_kl
+            parts["loss_kl"] = float(loss_kl.detach())
+        return loss, parts
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        energy: Any = self.energy
+        y = labels_of(batch, energy.n_classes, "igebm-conditional") if self.conditional else None
+        loss, parts = self.generative_loss(batch.x, ctx.generator, y)
+        ctx.update("energy", loss)
+        return {"loss": float(loss.detach()), **parts}
