@@ -13,7 +13,11 @@ Methods (each trained for ``--minutes`` of wall time on the CPU, final model):
   the tutorial's network: the like-for-like partner of
 * ``ebmkit``: ebmkit's own ``ContrastiveDivergence`` + ``Trainer`` with those settings on
   the same network (same initial weights), fitted in chunks of 10 updates until the budget
-  is spent.
+  is spent;
+* ``jem``: ``configs/mnist_jem.toml``, JEM on the tutorial's CNN with 10 logits (20 SGLD
+  steps of size 1, noise 0.01, buffer 10,000, data noise 0.03, Adam lr 1e-4, batch 64),
+  with its test accuracy and the conditional-sample accuracy (the share of samples drawn
+  from E(x, y) that the feature network labels y).
 
 Every model is scored the same way: ``--samples`` images from its replay buffer (the newest)
 and as many fresh chains from uniform noise run ``--sample-steps`` Langevin steps of its own
@@ -41,6 +45,7 @@ from nrf.bench import BenchResult, markdown_table
 from nrf.data import load_mnist
 from nrf.energies import TutorialCNNEnergy
 from nrf.metrics import SampleQuality, SampleQualityMeter
+from nrf.metrics.sample_quality import as_unit_images
 from nrf.metrics.mnist_features import load_feature_network
 from nrf.samplers import Langevin
 from nrf.samplers import run as run_chains
@@ -49,13 +54,15 @@ from nrf.targets import BoltzmannTarget
 NAME = "mnist-ebm"
 DESCRIPTION = "image EBMs on MNIST: FID/KID/IS-MNIST of buffer and fresh samples, ms per update, vs ebmkit"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-METHODS = ("tutorial", "nrf-ebmkit", "ebmkit")
+METHODS = ("tutorial", "nrf-ebmkit", "ebmkit", "jem")
 LABELS = {
     "tutorial": "nrf, tutorial config (003_… section 11)",
     "nrf-ebmkit": "nrf, ebmkit's example settings",
     "ebmkit": "ebmkit 0.16.0, its example settings",
+    "jem": "nrf, JEM config",
 }
-K = 60  # Langevin steps per update, every method
+CONFIG_FILES = {"tutorial": "mnist_tutorial.toml", "jem": "mnist_jem.toml"}
+K = 60  # Langevin steps per update of the IGEBM-style methods (JEM: its config's 20)
 EBMKIT_SETTINGS: dict[str, Any] = {
     "step_size": 10.0, "noise_scale": 0.005, "grad_clip": 0.01, "clamp": (-1.0, 1.0),
     "buffer": 10_000, "reinit_prob": 0.05, "energy_reg": 1.0, "lr": 1e-4, "ema": 0.999, "batch": 128,
@@ -72,15 +79,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Langevin steps of the fresh chains (default 256; quick 20)")  # fmt: skip
 
 
-def _images(split: str) -> torch.Tensor:
-    """MNIST ``split`` as float images in [-1, 1], ``(n, 1, 28, 28)``."""
+def _images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST ``split`` as float images in [-1, 1], ``(n, 1, 28, 28)``, and labels."""
     data = load_mnist(split)
-    return torch.from_numpy(data.images.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+    images = torch.from_numpy(data.images.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+    return images, torch.from_numpy(data.labels.astype(np.int64))
 
 
 def _nrf_config(method: str, steps: int, seed: int) -> tuple[dict[str, Any], Path | None]:
-    if method == "tutorial":
-        return {"run": {"seed": seed}, "train": {"steps": steps}}, CONFIGS / "mnist_tutorial.toml"
+    if method in CONFIG_FILES:
+        return {"run": {"seed": seed}, "train": {"steps": steps}}, CONFIGS / CONFIG_FILES[method]
     s = EBMKIT_SETTINGS
     return {
         "run": {"seed": seed},
@@ -138,6 +146,7 @@ def _train_nrf(method: str, args: argparse.Namespace, seconds: float) -> dict[st
         "energy": objective.energy, "sampler": objective.sampler, "steps": trainer.step,
         "seconds": fit_seconds, "buffer": objective.buffer.contents(args.samples),
         "batch": trainer.cfg.train.batch_size, "ms": _update_ms(trainer.layout.metrics),
+        "k": objective.k, "objective": objective,
     }  # fmt: skip
 
 
@@ -179,7 +188,7 @@ def _train_ebmkit(args: argparse.Namespace, seconds: float, train: torch.Tensor)
                            clamp=s["clamp"])  # fmt: skip
     return {
         "energy": model, "sampler": nrf_sampler, "steps": trainer.step_count, "seconds": fit_seconds,
-        "buffer": buffer.data[rows[: args.samples]].clone(), "batch": s["batch"], "ms": ms,
+        "buffer": buffer.data[rows[: args.samples]].clone(), "batch": s["batch"], "ms": ms, "k": K,
     }  # fmt: skip
 
 
@@ -196,7 +205,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         raise ImportError("--methods ebmkit: ebmkit is not installed (pip install ebmkit==0.16.0)")
     torch.set_num_threads(args.threads)
     network = load_feature_network(build=True)
-    train, test = _images("train"), _images("test")
+    (train, _), (test, test_labels) = _images("train"), _images("test")
     reference = test if not args.quick else test[:1000]
     meter = SampleQualityMeter(network, reference, value_range=(-1.0, 1.0), kid_subset_size=min(1000, n),
                                kid_subsets=50, is_splits=5, seed=args.seed)  # fmt: skip
@@ -220,33 +229,53 @@ def run(args: argparse.Namespace) -> BenchResult:
         gen = torch.Generator().manual_seed(args.seed)
         fresh = _fresh(fit["energy"], fit["sampler"], n, sample_steps, gen)
         quality = {"buffer": meter(fit["buffer"]), "fresh": meter(fresh)}
-        ms = fit["ms"]
+        ms, k = fit["ms"], fit["k"]
         fb = _forward_backward_ms(fit["energy"], fit["batch"])
-        results["methods"][method] = {
-            "steps": fit["steps"], "train_seconds": fit["seconds"], "ms_per_update": ms,
-            "forward_backward_ms": fb, "ratio_to_k_plus_1_passes": ms / ((K + 1) * fb),
-            **{k: v.to_dict() for k, v in quality.items()},
+        entry: dict[str, Any] = {
+            "steps": fit["steps"], "train_seconds": fit["seconds"], "ms_per_update": ms, "K": k,
+            "forward_backward_ms": fb, "ratio_to_k_plus_1_passes": ms / ((k + 1) * fb),
+            **{kind: q.to_dict() for kind, q in quality.items()},
         }  # fmt: skip
+        accuracy = ""
+        if callable(getattr(fit["energy"], "logits", None)):
+            entry.update(_classes(fit, network, test, test_labels, n, sample_steps, args.seed))
+            accuracy = f"{entry['test_accuracy']:.4f} / {entry['conditional_sample_accuracy']:.3f}"
+        results["methods"][method] = entry
         for kind, q in quality.items():
             rows.append([LABELS[method], kind, f"{q.fid:.2f}", f"{q.kid:.2f} ± {q.kid_std:.2f}",
-                         f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", str(fit["steps"]),
-                         f"{ms:.0f}", f"{ms / ((K + 1) * fb):.2f}"])  # fmt: skip
+                         f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", accuracy, str(fit["steps"]),
+                         f"{ms:.0f}", f"{ms / ((k + 1) * fb):.2f}"])  # fmt: skip
         panels += [(f"{method}: buffer", fit["buffer"][:50]), (f"{method}: fresh chains", fresh[:50])]
     for label, q in refs.items():
         rows.append([label, "reference", f"{q.fid:.2f}", f"{q.kid:.2f} ± {q.kid_std:.2f}",
-                     f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", "-", "-", "-"])  # fmt: skip
+                     f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", "-", "-", "-", "-"])  # fmt: skip
     figures = [_figure(panels, args.out / "mnist_ebm_samples.png")] if panels else []
-    headers = ["model", "samples", "FID-MNIST", "KID-MNIST", "IS-MNIST", "updates", "ms / update",
-               "/ (K+1) passes"]  # fmt: skip
+    headers = ["model", "samples", "FID-MNIST", "KID-MNIST", "IS-MNIST", "test acc. / cond. acc.", "updates",
+               "ms / update", "/ (K+1) passes"]  # fmt: skip
     notes = [
         f"{minutes:g} min of training per model, {args.threads} thread(s); final models (averaged if kept)",
         f"{n} samples per set: the newest of the replay buffer, and fresh chains of {sample_steps} steps "
         "from uniform noise; scored against the MNIST test set",
         f"FID/KID/IS-MNIST: nrf's digit CNN (sha256 {str(network.digest)[:12]}), not Inception figures",
-        f"K = {K} Langevin steps per update; '/ (K+1) passes': ms per update over (K + 1) x one forward "
-        "+ input-gradient pass on a batch",
+        "'/ (K+1) passes': ms per update over (K + 1) x one forward + input-gradient pass on a batch "
+        f"(K = {K}; JEM 20)",
+        "class energies: test accuracy of the lowest energy E(x, y) on the MNIST test set / the share of "
+        f"samples from E(x, y) ({sample_steps} steps from noise, 10 classes) the feature network labels y",
     ]
     return BenchResult(markdown_table(headers, rows), results, figures, notes)
+
+
+def _classes(
+    fit: dict[str, Any], network: Any, test: torch.Tensor, labels: torch.Tensor, n: int, steps: int, seed: int
+) -> dict[str, float]:
+    """Test accuracy of a class energy, and the share of its conditional samples (``n``
+    chains from noise, classes in turn) that the feature network labels with their class."""
+    energy = fit["energy"]
+    accuracy = float((energy.predict(test) == labels).float().mean())
+    y = torch.arange(n) % energy.n_classes
+    samples = fit["objective"].conditional_sample(y, torch.Generator().manual_seed(seed + 5), steps=steps)
+    predicted = network.logits(as_unit_images("samples", samples, (-1.0, 1.0))).argmax(1)
+    return {"test_accuracy": accuracy, "conditional_sample_accuracy": float((predicted == y).float().mean())}
 
 
 def _figure(panels: list[tuple[str, torch.Tensor]], path: Path) -> Path:

@@ -243,13 +243,13 @@ def test_mnist_ebm_tiny_run(
         monkeypatch.setattr(module, "load_mnist", _fake_mnist)
     monkeypatch.setenv("NRF_DATA_DIR", str(tmp_path / "data"))  # the feature network is built there
     argv = ["bench", "mnist-ebm", "--quick", "--out", str(tmp_path), "--minutes", "0.05", "--samples", "40",
-            "--sample-steps", "2", "--methods", "tutorial,nrf-ebmkit"]  # fmt: skip
+            "--sample-steps", "2", "--methods", "tutorial,nrf-ebmkit,jem"]  # fmt: skip
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "FID-MNIST" in table
     assert "uniform noise" in table
     record = json.loads((tmp_path / "mnist-ebm.json").read_text())["results"]
-    assert set(record["methods"]) == {"tutorial", "nrf-ebmkit"}
+    assert set(record["methods"]) == {"tutorial", "nrf-ebmkit", "jem"}
     assert (tmp_path / "data" / "mnist-features" / "state.json").is_file()
     for entry in record["methods"].values():
         assert entry["steps"] >= 1
@@ -257,6 +257,10 @@ def test_mnist_ebm_tiny_run(
         assert entry["fresh"]["network"] == "MNIST"
         assert math.isfinite(entry["fresh"]["fid"])
         assert entry["forward_backward_ms"] > 0
+    jem = record["methods"]["jem"]
+    assert 0 <= jem["test_accuracy"] <= 1
+    assert 0 <= jem["conditional_sample_accuracy"] <= 1
+    assert jem["K"] == 20
     noise, train = record["reference"]["uniform noise"], record["reference"]["training images"]
     assert noise["fid"] > train["fid"]
     assert (tmp_path / "mnist_ebm_samples.png").stat().st_size > 1000
