@@ -45,8 +45,8 @@ from nrf.bench import BenchResult, markdown_table
 from nrf.data import load_mnist
 from nrf.energies import TutorialCNNEnergy
 from nrf.metrics import SampleQuality, SampleQualityMeter
-from nrf.metrics.sample_quality import as_unit_images
 from nrf.metrics.mnist_features import load_feature_network
+from nrf.metrics.sample_quality import as_unit_images
 from nrf.samplers import Langevin
 from nrf.samplers import run as run_chains
 from nrf.targets import BoltzmannTarget
@@ -242,13 +242,11 @@ def run(args: argparse.Namespace) -> BenchResult:
             accuracy = f"{entry['test_accuracy']:.4f} / {entry['conditional_sample_accuracy']:.3f}"
         results["methods"][method] = entry
         for kind, q in quality.items():
-            rows.append([LABELS[method], kind, f"{q.fid:.2f}", f"{q.kid:.2f} ± {q.kid_std:.2f}",
-                         f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", accuracy, str(fit["steps"]),
-                         f"{ms:.0f}", f"{ms / ((k + 1) * fb):.2f}"])  # fmt: skip
+            speed = [str(fit["steps"]), f"{ms:.0f}", f"{ms / ((k + 1) * fb):.2f}"]
+            rows.append([LABELS[method], kind, *_cells(q), accuracy, *speed])
         panels += [(f"{method}: buffer", fit["buffer"][:50]), (f"{method}: fresh chains", fresh[:50])]
     for label, q in refs.items():
-        rows.append([label, "reference", f"{q.fid:.2f}", f"{q.kid:.2f} ± {q.kid_std:.2f}",
-                     f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}", "-", "-", "-", "-"])  # fmt: skip
+        rows.append([label, "reference", *_cells(q), "-", "-", "-", "-"])
     figures = [_figure(panels, args.out / "mnist_ebm_samples.png")] if panels else []
     headers = ["model", "samples", "FID-MNIST", "KID-MNIST", "IS-MNIST", "test acc. / cond. acc.", "updates",
                "ms / update", "/ (K+1) passes"]  # fmt: skip
@@ -263,6 +261,15 @@ def run(args: argparse.Namespace) -> BenchResult:
         f"samples from E(x, y) ({sample_steps} steps from noise, 10 classes) the feature network labels y",
     ]
     return BenchResult(markdown_table(headers, rows), results, figures, notes)
+
+
+def _cells(q: SampleQuality) -> list[str]:
+    """FID, KID and IS cells of a table row."""
+    return [
+        f"{q.fid:.2f}",
+        f"{q.kid:.2f} ± {q.kid_std:.2f}",
+        f"{q.inception_score:.2f} ± {q.inception_score_std:.2f}",
+    ]
 
 
 def _classes(
