@@ -148,6 +148,23 @@ def test_igebm_learns_a_gaussian_mean_from_a_replay_buffer() -> None:
     assert len(objective.buffer) == 2000  # type: ignore[arg-type]
 
 
+def test_sample_steps_and_starts() -> None:
+    energy = Quadratic(m=0.5)
+    objective = _igebm(energy, start="buffer", buffer_size=10, k=3)
+    objective.initialize(torch.zeros(4, 2))  # the event shape of the noise
+    noise = objective.sample(4, torch.Generator().manual_seed(0))  # the buffer is empty: noise
+    assert noise.shape == (4, 2)
+    objective.buffer.push(torch.full((10, 2), 0.5))  # type: ignore[union-attr]
+    kept = objective.sample(6, torch.Generator().manual_seed(1), steps=1, init="buffer")
+    torch.testing.assert_close(kept, torch.full((6, 2), 0.5))  # at the minimum of E: no move (no noise)
+    far = objective.sample(6, torch.Generator().manual_seed(1), steps=1, init="noise")
+    assert not torch.allclose(far, torch.full((6, 2), 0.5))
+    with pytest.raises(ValueError, match="init='chains': this objective has no chains"):
+        objective.sample(2, init="chains")
+    with pytest.raises(ValueError, match="init must be one of"):
+        objective.sample(2, init="data")
+
+
 def test_sampling_runs_in_evaluation_mode() -> None:
     class Watch(Quadratic):
         modes: list[bool]

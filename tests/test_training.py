@@ -50,6 +50,12 @@ def test_run_directory_and_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     samples = np.load(out)
     assert samples.shape == (7, 2)
     assert np.isfinite(samples).all()
+    chains = tmp_path / "c.npy"
+    assert main(["sample", str(run), "-n", "5", "--steps", "2", "--init", "noise", "--out", str(chains)]) == 0
+    assert np.load(chains).shape == (5, 2)
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "5", "--init", "buffer", "--out", str(tmp_path / "b.npy")]) == 1
+    assert "init='buffer': this objective has no buffer" in capsys.readouterr().err
     rows = tmp_path / "rows.csv"
     np.savetxt(rows, samples[:3], delimiter=",")
     capsys.readouterr()

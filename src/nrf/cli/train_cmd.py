@@ -41,6 +41,10 @@ def register(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.add_argument("--model", type=int, help="which model, for runs that trained several together")
+    p.add_argument("--steps", type=int, help="MCMC-trained models: sampler steps (default: the training's K)")
+    p.add_argument("--init", choices=["buffer", "chains", "noise"],
+                   help="MCMC-trained models: start from the replay buffer, the persistent chains or "
+                        "uniform noise (default: the first the run has)")  # fmt: skip
     _common(p)
     p.set_defaults(handler=run_sample)
 
@@ -140,8 +144,22 @@ def run_sample(args: argparse.Namespace) -> int:
     out = _output(args.out, args.overwrite, (".npy",))
     device = args.device or "cpu"
     objective = load_run(args.run_dir, args.checkpoint, device)
-    with torch.no_grad():
-        samples = member_samples(objective, args.n, args.model, _seeded_generator(args, device)).cpu().numpy()
+    generator = _seeded_generator(args, device)
+    if args.steps is not None or args.init is not None:
+        from nrf.objectives import ContrastiveDivergence
+
+        if not isinstance(objective, ContrastiveDivergence):
+            raise ValueError(
+                f"--steps / --init: the run's objective ({type(objective).__name__}) does not sample by "
+                "MCMC from a buffer, chains or noise (cd, igebm, jem and beam runs do)"
+            )
+        if args.model is not None:
+            raise ValueError("--steps / --init cannot be combined with --model")
+        with torch.no_grad():
+            samples = objective.sample(args.n, generator, steps=args.steps, init=args.init).cpu().numpy()
+    else:
+        with torch.no_grad():
+            samples = member_samples(objective, args.n, args.model, generator).cpu().numpy()
     _write_atomically(out, lambda f: np.save(f, samples))
     print(f"{samples.shape[0]} samples of shape {samples.shape[1:]} -> {out}")
     return 0

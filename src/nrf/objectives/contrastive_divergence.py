@@ -38,6 +38,7 @@ from nrf.samplers import ChainState, ReplayBuffer, Sampler, run
 from nrf.targets import BoltzmannTarget, Target
 
 STARTS = ("data", "persistent", "buffer", "noise")
+SAMPLE_STARTS = ("buffer", "chains", "noise")
 
 
 @OBJECTIVES.register("cd", aliases=("contrastive-divergence",), context=("energy", "sampler", "target"))
@@ -188,13 +189,14 @@ class ContrastiveDivergence(Objective):
         start: torch.Tensor | ChainState,
         generator: torch.Generator | None,
         energy: nn.Module | None = None,
+        steps: int | None = None,
     ) -> torch.Tensor:
-        """Run ``k`` sampler transitions from ``start`` (positions, or a chain state that is
-        continued and kept) and return the final positions; the chains follow ``energy``
-        (default: the model's energy)."""
+        """Run ``steps`` (default ``k``) sampler transitions from ``start`` (positions, or a
+        chain state that is continued and kept) and return the final positions; the chains
+        follow ``energy`` (default: the model's energy)."""
         target = self.target_factory(self.energy if energy is None else energy)
         state = start if isinstance(start, ChainState) else self.sampler.init(start)
-        state, _ = run(self.sampler, target, state, self.k, generator=generator)
+        state, _ = run(self.sampler, target, state, self.k if steps is None else steps, generator=generator)
         if isinstance(start, ChainState):
             self._chains = state
         return state.x.detach()
@@ -221,18 +223,38 @@ class ContrastiveDivergence(Objective):
             "energy_samples": float(e_neg.detach().mean()),
         }
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``k`` sampler steps from the replay buffer, from the persistent chains (rows drawn
-        with replacement, the chains themselves untouched) or, before either exists, from
-        uniform noise in ``noise_range``."""
-        start = self.buffer.sample(n, generator) if self.buffer is not None and len(self.buffer) else None
-        if start is None and self._chains is not None:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        steps: int | None = None,
+        init: str | None = None,
+    ) -> torch.Tensor:
+        """``steps`` (default ``k``) sampler steps from ``init``: ``"buffer"`` (the replay
+        buffer), ``"chains"`` (rows of the persistent chains drawn with replacement, the
+        chains themselves untouched) or ``"noise"`` (uniform in ``noise_range``); by default
+        the first of these the objective has."""
+        if init is not None:
+            check_choice("init", init, SAMPLE_STARTS)
+        k = self.k if steps is None else check_positive_int("steps", steps)
+        buffered = self.buffer is not None and len(self.buffer) > 0
+        have = {"buffer": buffered, "chains": self._chains is not None, "noise": True}
+        if init is not None and not have[init]:
+            raise ValueError(f"init={init!r}: this objective has no {init} to start from "
+                             f"(it has: {', '.join(name for name, ok in have.items() if ok)})")  # fmt: skip
+        chosen = init or next(name for name, ok in have.items() if ok)
+        if chosen == "buffer":
+            assert self.buffer is not None
+            start = self.buffer.sample(n, generator)
+        elif chosen == "chains":
+            assert self._chains is not None
             chains = self._chains.x
             rows = torch.randint(chains.shape[0], (n,), generator=generator, device=chains.device)
             start = chains[rows].clone()
-        if start is None:
+        else:
             start = self._noise(n, generator)
-        return self.negatives(start, generator)
+        return self.negatives(start, generator, steps=k)
 
     def extra_state(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -159,10 +159,12 @@ class IGEBM(ContrastiveDivergence):
         start: torch.Tensor | ChainState,
         generator: torch.Generator | None,
         energy: nn.Module | None = None,
+        steps: int | None = None,
     ) -> torch.Tensor:
-        """``k`` sampler transitions from ``start`` with the energy in evaluation mode."""
+        """``steps`` (default ``k``) sampler transitions from ``start`` with the energy in
+        evaluation mode."""
         with evaluation_mode(self.energy):
-            return super().negatives(start, generator, energy)
+            return super().negatives(start, generator, energy, steps)
 
     def conditional_sample(
         self,
