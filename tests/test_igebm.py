@@ -357,3 +357,36 @@ def test_conditional_igebm_learns_to_classify_by_lowest_energy() -> None:
         IGEBM(net, sampler, start="persistent", conditional=True)
     with pytest.raises(TypeError, match="needs a class energy"):
         IGEBM(Quadratic(), sampler, conditional=True)
+
+
+@pytest.mark.parametrize("mode", ["mean", "cycle"])
+def test_historical_ensemble_samples_from_the_last_snapshots(mode: str) -> None:
+    from nrf.energies import SumEnergy
+
+    rows = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.3 + 1.0
+
+    def objective() -> IGEBM:
+        sampler = Langevin(step_size=0.05, noise_scale=0.05)
+        return IGEBM(Quadratic(), sampler, k=3, noise_range=(-2.0, 2.0), buffer_size=50, ensemble=3,
+                     ensemble_every=2, ensemble_mode=mode)  # fmt: skip
+
+    straight, resumed = straight_and_resumed(objective, rows)  # 8 updates: snapshots after 4, 6, 8
+    obj = straight.objective
+    members = obj.ensemble_members()
+    assert len(members) == 3
+    assert torch.equal(members[-1].m, obj.energy.m)  # the newest snapshot is the final model
+    assert not torch.equal(members[0].m, obj.energy.m)
+    again = resumed.objective.ensemble_members()  # kept in checkpoints
+    for a, b in zip(members, again, strict=True):
+        assert torch.equal(a.m, b.m)
+    got = obj.sample(5, torch.Generator().manual_seed(3), steps=6, init="noise")
+    gen = torch.Generator().manual_seed(3)
+    x = obj.sample_starts(5, gen, "noise")
+    if mode == "mean":
+        x = obj.negatives(x, gen, energy=SumEnergy(members, [1 / 3] * 3), steps=6)
+    else:
+        for member in members:
+            x = obj.negatives(x, gen, energy=member, steps=2)
+    torch.testing.assert_close(got, x)
+    with pytest.raises(ValueError, match="ensemble_mode must be one of"):
+        IGEBM(Quadratic(), Langevin(step_size=0.1), ensemble=2, ensemble_mode="vote")

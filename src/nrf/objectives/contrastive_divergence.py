@@ -235,9 +235,15 @@ class ContrastiveDivergence(Objective):
         buffer), ``"chains"`` (rows of the persistent chains drawn with replacement, the
         chains themselves untouched) or ``"noise"`` (uniform in ``noise_range``); by default
         the first of these the objective has."""
+        k = self.k if steps is None else check_positive_int("steps", steps)
+        return self.negatives(self.sample_starts(n, generator, init), generator, steps=k)
+
+    def sample_starts(
+        self, n: int, generator: torch.Generator | None, init: str | None = None
+    ) -> torch.Tensor:
+        """``n`` starting points for :meth:`sample` (see there for ``init``)."""
         if init is not None:
             check_choice("init", init, SAMPLE_STARTS)
-        k = self.k if steps is None else check_positive_int("steps", steps)
         buffered = self.buffer is not None and len(self.buffer) > 0
         have = {"buffer": buffered, "chains": self._chains is not None, "noise": True}
         if init is not None and not have[init]:
@@ -246,15 +252,13 @@ class ContrastiveDivergence(Objective):
         chosen = init or next(name for name, ok in have.items() if ok)
         if chosen == "buffer":
             assert self.buffer is not None
-            start = self.buffer.sample(n, generator)
-        elif chosen == "chains":
+            return self.buffer.sample(n, generator)
+        if chosen == "chains":
             assert self._chains is not None
             chains = self._chains.x
             rows = torch.randint(chains.shape[0], (n,), generator=generator, device=chains.device)
-            start = chains[rows].clone()
-        else:
-            start = self._noise(n, generator)
-        return self.negatives(start, generator, steps=k)
+            return chains[rows].clone()
+        return self._noise(n, generator)
 
     def extra_state(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

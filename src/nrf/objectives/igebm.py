@@ -23,6 +23,14 @@ energy in evaluation mode (spectral normalization's power iteration and dropout 
 the EBM tutorial does. MPPI negatives (001_… Eq. 5) are the ``mppi`` sampler; every other
 option is the :class:`~nrf.objectives.ContrastiveDivergence` one.
 
+Historical ensembles (001_… Table 3b, 002_… section 4.1): with ``ensemble = m`` the
+objective keeps the parameters of the last m snapshots, taken every ``ensemble_every``
+updates, and :meth:`sample` draws from them jointly: ``ensemble_mode = "mean"`` samples the
+snapshots' mean energy (1/m) sum_j E_j(x) (one reading of the papers' "sampling and
+evaluating on ensembles"); ``"cycle"`` moves the chains under each snapshot's energy in
+turn, the steps split between them (what the authors' sampling code does). Training itself
+is unchanged.
+
 Conditional models (``conditional=True``, registered as ``igebm-conditional``; 002_…
 section 4): a class energy E(x, y) trained on labelled data with every energy conditioned on
 the batch's labels, L_ML = mean E(x+, y) - mean E(x-, y), the negatives x- drawn by chains
@@ -32,6 +40,7 @@ carried to another, as in IGEBM's code). Classification is the class of lowest E
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +52,7 @@ from torch.func import functional_call
 
 from nrf._checks import check_bool, check_choice, check_positive, check_positive_int
 from nrf.data.batch import Batch
-from nrf.energies.compose import ConditionedEnergy
+from nrf.energies.compose import ConditionedEnergy, SumEnergy
 from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
 from nrf.objectives.classifier import check_class_energy, labels_of
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
@@ -53,6 +62,7 @@ from nrf.samplers.langevin import clip_gradient
 from nrf.targets import BoltzmannTarget, Target
 
 LOSSES = ("ml", "softmax", "logsumexp")
+ENSEMBLE_MODES = ("mean", "cycle")
 
 
 def ml_loss(e_data: torch.Tensor, e_neg: torch.Tensor, kind: str) -> torch.Tensor:
@@ -101,6 +111,8 @@ class IGEBM(ContrastiveDivergence):
         How many of the last Langevin steps L_KL differentiates through.
     conditional:
         Train a class energy E(x, y) on labelled data (see the module docstring).
+    ensemble, ensemble_every, ensemble_mode:
+        Historical ensembles for sampling (see the module docstring); ``ensemble = 1``: off.
     """
 
     def __init__(
@@ -121,6 +133,9 @@ class IGEBM(ContrastiveDivergence):
         kl_weight: float = 0.0,
         kl_steps: int = 1,
         conditional: bool = False,
+        ensemble: int = 1,
+        ensemble_every: int = 100,
+        ensemble_mode: str = "mean",
         target: Callable[[nn.Module], Target] = BoltzmannTarget,
     ) -> None:
         super().__init__(
@@ -147,6 +162,10 @@ class IGEBM(ContrastiveDivergence):
                 raise ValueError("kl_weight > 0 needs the Boltzmann target exp(-E(x)) (the default target)")
             if self.kl_steps > self.k:
                 raise ValueError(f"kl_steps ({self.kl_steps}) must not exceed k ({self.k})")
+        self.ensemble = check_positive_int("ensemble", ensemble)
+        self.ensemble_every = check_positive_int("ensemble_every", ensemble_every)
+        self.ensemble_mode = check_choice("ensemble_mode", ensemble_mode, ENSEMBLE_MODES)
+        self._snapshots: list[dict[str, torch.Tensor]] = []
         self.conditional = check_bool("conditional", conditional)
         if self.conditional:
             check_class_energy(energy, "igebm-conditional")
@@ -285,4 +304,64 @@ class IGEBM(ContrastiveDivergence):
         y = labels_of(batch, energy.n_classes, "igebm-conditional") if self.conditional else None
         loss, parts = self.generative_loss(batch.x, ctx.generator, y)
         ctx.update("energy", loss)
+        self.snapshot(ctx.step + 1)
         return {"loss": float(loss.detach()), **parts}
+
+    # --- historical ensembles ------------------------------------------------------------
+
+    def snapshot(self, step: int) -> None:
+        """Keep the energy's parameters and buffers after update ``step`` when it is a
+        multiple of ``ensemble_every`` (the last ``ensemble`` snapshots are kept)."""
+        if self.ensemble == 1 or step % self.ensemble_every:
+            return
+        self._snapshots.append({k: v.detach().clone() for k, v in self.energy.state_dict().items()})
+        del self._snapshots[: -self.ensemble]
+
+    def ensemble_members(self) -> list[nn.Module]:
+        """The kept snapshots as frozen copies of the energy, oldest first."""
+        members = []
+        for state in self._snapshots:
+            member = copy.deepcopy(self.energy).eval().requires_grad_(False)
+            member.load_state_dict(state)
+            members.append(member)
+        return members
+
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        steps: int | None = None,
+        init: str | None = None,
+    ) -> torch.Tensor:
+        """As :meth:`ContrastiveDivergence.sample`; with a historical ensemble (``ensemble``
+        > 1 and snapshots taken), the chains follow the ensemble (``ensemble_mode``)."""
+        members = self.ensemble_members() if self.ensemble > 1 else []
+        if not members:
+            return super().sample(n, generator, steps=steps, init=init)
+        k = self.k if steps is None else check_positive_int("steps", steps)
+        x = self.sample_starts(n, generator, init)
+        if self.ensemble_mode == "mean":
+            mean = SumEnergy(members, [1.0 / len(members)] * len(members))
+            return self.negatives(x, generator, energy=mean, steps=k)
+        shares = [k // len(members) + (i < k % len(members)) for i in range(len(members))]
+        for member, share in zip(members, shares, strict=True):
+            if share:
+                x = self.negatives(x, generator, energy=member, steps=share)
+        return x
+
+    def extra_state(self) -> dict[str, Any]:
+        out = super().extra_state()
+        if self._snapshots:
+            out["ensemble_kept"] = len(self._snapshots)
+            for i, state in enumerate(self._snapshots):
+                out.update({f"ensemble.{i}.{k}": v for k, v in state.items()})
+        return out
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        kept = int(state.get("ensemble_kept", 0))
+        self._snapshots = [
+            {k[len(f"ensemble.{i}.") :]: v for k, v in state.items() if k.startswith(f"ensemble.{i}.")}
+            for i in range(kept)
+        ]
