@@ -390,3 +390,29 @@ def test_historical_ensemble_samples_from_the_last_snapshots(mode: str) -> None:
     torch.testing.assert_close(got, x)
     with pytest.raises(ValueError, match="ensemble_mode must be one of"):
         IGEBM(Quadratic(), Langevin(step_size=0.1), ensemble=2, ensemble_mode="vote")
+
+
+def test_chains_evaluator_draws_chains_over_steps(tmp_path: Path) -> None:
+    from nrf.training.evaluation import EVALUATORS
+
+    class ImageQuadratic(Quadratic):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.flatten(1))
+
+    energy = ImageQuadratic(d=16, m=0.0)
+    objective = _igebm(energy, k=2)
+    objective.initialize(torch.zeros(3, 1, 4, 4))
+    evaluate = EVALUATORS.build({"name": "chains", "n_chains": 3, "steps": 10, "frames": 4}, data=None)
+    calls: list[int] = []
+    original = objective.negatives
+
+    def counted(*args: object, **kw: object) -> torch.Tensor:
+        calls.append(int(kw["steps"]))  # type: ignore[arg-type]
+        return original(*args, **kw)  # type: ignore[arg-type]
+
+    objective.negatives = counted  # type: ignore[method-assign]
+    assert evaluate(objective, 7, tmp_path, torch.Generator().manual_seed(0)) == {}
+    assert calls == [2, 3, 2, 3]  # 10 steps in 4 frames
+    assert (tmp_path / "plots" / "chains-step00000007.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="at least frames"):
+        EVALUATORS.build({"name": "chains", "steps": 2, "frames": 4}, data=None)

@@ -107,6 +107,41 @@ def image_evaluator(data: TrainingData | None = None, n_samples: int = 64) -> Ev
     return evaluate
 
 
+@EVALUATORS.register("chains", context=("data",))
+def chain_evaluator(
+    data: TrainingData | None = None, n_chains: int = 8, steps: int = 64, frames: int = 8
+) -> Evaluator:
+    """Image data, MCMC-trained objectives (cd, igebm, jem, ...): ``n_chains`` chains from
+    uniform noise run ``steps`` sampler steps, shown every ``steps / frames`` steps (one row
+    per chain, its first column the noise it started from)."""
+    check_positive_int("n_chains", n_chains)
+    check_positive_int("frames", frames)
+    if check_positive_int("steps", steps) < frames:
+        raise ValueError(f"steps ({steps}) must be at least frames ({frames})")
+
+    def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
+        starts, advance = getattr(objective, "sample_starts", None), getattr(objective, "negatives", None)
+        if not callable(starts) or not callable(advance):
+            raise TypeError(
+                f"the chains evaluator needs an MCMC-trained objective, got {type(objective).__name__}"
+            )
+        x = starts(n_chains, gen, "noise")
+        shown = [x.detach().cpu()]
+        done = 0
+        for i in range(frames):
+            share = steps * (i + 1) // frames - done
+            x = advance(x, gen, steps=share)
+            done += share
+            shown.append(x.detach().cpu())
+        grid = torch.stack(shown, dim=1).flatten(0, 1)  # chain-major: one row per chain
+        fig, axes = plots.new_figure(1, size=max(4.0, 0.6 * (frames + 1)))
+        plots.image_grid(axes[0, 0], grid, ncol=frames + 1, title=f"chains over {steps} steps, step {step}")
+        plots.save(fig, RunDir(run_dir).plot("chains", step))
+        return {}
+
+    return evaluate
+
+
 @EVALUATORS.register("validation-energy", context=("data",))
 def validation_energy(data: TrainingData) -> Evaluator:
     """Mean energy of the run's validation rows (``data.validation_fraction > 0``)."""
