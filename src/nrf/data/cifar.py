@@ -345,7 +345,7 @@ def _key(d: dict[Any, Any], name: str) -> Any:
     return None
 
 
-def _labels(path: Path, labels: Any) -> np.ndarray:
+def check_labels(path: Path, labels: Any) -> np.ndarray:
     """The ``labels`` entry as int64 ``(n,)``: a list or array of integers, nothing else."""
     if not isinstance(labels, (list, tuple, np.ndarray)):
         raise DataFormatError(path, f"'labels' must be a list of integers, got {type(labels).__name__}")
@@ -376,7 +376,7 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         raise DataFormatError(p, f"'data' must be a uint8 array of shape (n, 3072), got {got}")
     if data.shape[0] == 0:
         raise DataFormatError(p, "no images (an empty 'data' array)")
-    labels = _labels(p, labels)
+    labels = check_labels(p, labels)
     if labels.shape != (data.shape[0],):
         raise DataFormatError(p, f"{labels.shape[0]} labels for {data.shape[0]} images")
     if labels.size and (labels.min() < 0 or labels.max() > 9):

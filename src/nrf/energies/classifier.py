@@ -21,7 +21,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from nrf._checks import check_positive_int, check_probability
 from nrf.energies.base import Energy
-from nrf.energies.conv import _image_shape, tutorial_body
+from nrf.energies.conv import image_shape, tutorial_body
 
 
 class ClassEnergy(Energy):
@@ -36,7 +36,7 @@ class ClassEnergy(Energy):
 
     def class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """E(x, y) = -f(x)[y], one per row; ``y`` holds one class index per row."""
-        y = _labels("y", y, x.shape[0], self.n_classes)
+        y = check_labels("y", y, x.shape[0], self.n_classes)
         return -self.logits(x).gather(1, y.to(x.device).view(-1, 1)).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ class ClassEnergy(Energy):
             self.train(was_training)
 
 
-def _labels(name: str, y: torch.Tensor, rows: int, n_classes: int) -> torch.Tensor:
+def check_labels(name: str, y: torch.Tensor, rows: int, n_classes: int) -> torch.Tensor:
     """Check that ``y`` holds ``rows`` integer labels in [0, n_classes)."""
     if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor of class indices, got {y!r:.80}")
@@ -145,7 +145,7 @@ class TutorialCNNClassifier(ClassEnergy):
         spectral: bool = False,
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         self.n_classes = check_positive_int("n_classes", n_classes)
         self.body, width = tutorial_body(self.event_shape, hidden, spectral)
         head = nn.Linear(width, self.n_classes)

@@ -22,7 +22,8 @@ from nrf.energies.base import Energy
 from nrf.nn import WeightNormConv2d, WeightNormLinear
 
 
-def _image_shape(name: str, shape: Sequence[int]) -> tuple[int, int, int]:
+def image_shape(name: str, shape: Sequence[int]) -> tuple[int, int, int]:
+    """``shape`` as (channels, height, width), or a ValueError naming ``name``."""
     dims = check_int_sequence(name, shape, allow_empty=False)
     if len(dims) != 3:
         raise ValueError(f"{name} must be (channels, height, width), got {tuple(shape)}")
@@ -52,7 +53,7 @@ class ConvEnergy(Energy):
         scale_trainable: bool = True,
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         c, h, w = self.event_shape
         if min(h, w) < 12:
             raise ValueError(f"ConvEnergy needs images of at least 12 x 12 pixels, got {h} x {w}")
@@ -102,7 +103,7 @@ class SNGANConvEnergy(Energy):
         spectral: bool = True,
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         c, h, w = self.event_shape
         if h % 8 or w % 8:
             raise ValueError(f"SNGANConvEnergy needs height and width divisible by 8, got {h} x {w}")
@@ -161,7 +162,7 @@ class SNGANResNetEnergy(Energy):
         self, event_shape: Sequence[int] = (3, 32, 32), width: int = 128, *, spectral: bool = True
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         c, h, w = self.event_shape
         if h % 4 or w % 4:
             raise ValueError(f"SNGANResNetEnergy needs height and width divisible by 4, got {h} x {w}")
@@ -226,7 +227,7 @@ class TutorialCNNEnergy(Energy):
         self, event_shape: Sequence[int] = (1, 28, 28), hidden: int = 32, *, spectral: bool = False
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         body, width = tutorial_body(self.event_shape, hidden, spectral)
         head = nn.Linear(width, 1)
         self.f = nn.Sequential(*body, spectral_norm(head) if spectral else head)

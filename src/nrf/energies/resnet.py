@@ -24,8 +24,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from nrf._checks import check_choice, check_int_sequence, check_positive_int
 from nrf.energies.base import Energy
-from nrf.energies.classifier import ClassEnergy, _labels
-from nrf.energies.conv import _image_shape
+from nrf.energies.classifier import ClassEnergy, check_labels
+from nrf.energies.conv import image_shape
 
 #: (channels per stage, blocks per stage); the first block of every stage halves the size.
 #: ``cifar10`` and ``imagenet32`` follow the layout of IGEBM's ResNet32 and ResNet32Large
@@ -144,7 +144,7 @@ class ResNetEnergy(Energy):
         negative_slope: float = 0.2,
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         widths, n_blocks = _arch(preset, channels, blocks)
         self.net = _ResNet(self.event_shape, widths, n_blocks, 0, spectral, negative_slope)
 
@@ -177,14 +177,14 @@ class ConditionalResNetEnergy(ClassEnergy):
         negative_slope: float = 0.2,
     ) -> None:
         super().__init__()
-        self.event_shape = _image_shape("event_shape", event_shape)
+        self.event_shape = image_shape("event_shape", event_shape)
         self.n_classes = check_positive_int("n_classes", n_classes)
         widths, n_blocks = _arch(preset, channels, blocks)
         self.net = _ResNet(self.event_shape, widths, n_blocks, self.n_classes, spectral, negative_slope)
 
     def class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """E(x, y), one pass."""
-        y = _labels("y", y, x.shape[0], self.n_classes).to(x.device)
+        y = check_labels("y", y, x.shape[0], self.n_classes).to(x.device)
         out: torch.Tensor = self.net(self._image_batch(x), y)
         return out
 
