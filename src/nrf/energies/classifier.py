@@ -22,6 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from nrf._checks import check_positive_int, check_probability
 from nrf.energies.base import Energy
 from nrf.energies.conv import image_shape, tutorial_body
+from nrf.nn import evaluation_mode
 
 
 class ClassEnergy(Energy):
@@ -47,12 +48,8 @@ class ClassEnergy(Energy):
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """The class of lowest energy E(x, y) per row (evaluation mode, in batches)."""
         check_positive_int("batch_size", batch_size)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluation_mode(self):
             return torch.cat([self.logits(c).argmax(1) for c in x.split(batch_size)])
-        finally:
-            self.train(was_training)
 
 
 def check_labels(name: str, y: torch.Tensor, rows: int, n_classes: int) -> torch.Tensor:

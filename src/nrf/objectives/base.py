@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from nrf.data.batch import Batch
+from nrf.nn import evaluation_mode
 from nrf.registry import Configurable, Registry, plain
 
 
@@ -80,12 +81,8 @@ class Objective(nn.Module, Configurable, ABC):
         """Energies of ``x`` in evaluation mode (higher = less probable), one per row; an
         ensemble network reads its rows per member (see :mod:`nrf.training.ensemble` to
         score rows under each member)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluation_mode(self):
             out: torch.Tensor = self.energy(x)
-        finally:
-            self.train(was_training)
         return out
 
     def event_dims(self) -> tuple[int, ...]:

@@ -42,8 +42,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -53,6 +52,7 @@ from torch.func import functional_call
 from nrf._checks import check_bool, check_choice, check_positive, check_positive_int
 from nrf.data.batch import Batch
 from nrf.energies.compose import ConditionedEnergy, SumEnergy
+from nrf.nn import evaluation_mode
 from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
 from nrf.objectives.classifier import check_class_energy, labels_of
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
@@ -73,17 +73,6 @@ def ml_loss(e_data: torch.Tensor, e_neg: torch.Tensor, kind: str) -> torch.Tenso
         w = torch.softmax(-e_neg.detach(), dim=0)
         return e_data.mean() - (w * e_neg).sum()
     return e_data.mean() + torch.logsumexp(-e_neg, dim=0) - math.log(e_neg.shape[0])
-
-
-@contextmanager
-def evaluation_mode(module: nn.Module) -> Iterator[None]:
-    """``module`` in evaluation mode inside the block, its own mode restored after."""
-    was = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was)
 
 
 @OBJECTIVES.register("igebm", context=("energy", "sampler", "target"))

@@ -31,6 +31,7 @@ from nrf._checks import check_choice, check_positive, check_positive_int
 from nrf.data.batch import Batch
 from nrf.energies.compose import ChainMeanEnergy
 from nrf.generators import LatentGenerator
+from nrf.nn import evaluation_mode
 from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
 from nrf.samplers import Sampler, run
@@ -190,9 +191,5 @@ class InclusiveNRF(GeneratorObjective):
             raise ValueError(f"n must be >= 2 to include both end points, got {n}")
         t = torch.linspace(0.0, 1.0, n, device=h1.device, dtype=h1.dtype).view(n, *([1] * h1.dim()))
         path = (1 - t) * h1.unsqueeze(0) + t * h2.unsqueeze(0)
-        was = self.generator.training
-        self.generator.eval()
-        try:
+        with evaluation_mode(self.generator):
             return self.generator(path.reshape(n, -1))
-        finally:
-            self.generator.train(was)
