@@ -416,3 +416,16 @@ def test_chains_evaluator_draws_chains_over_steps(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "chains-step00000007.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="at least frames"):
         EVALUATORS.build({"name": "chains", "steps": 2, "frames": 4}, data=None)
+
+
+def test_conditioned_energy_checks_its_labels_once() -> None:
+    from nrf.energies import ConditionedEnergy, DigitClassifier
+
+    net = DigitClassifier().eval()
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 9\]"):
+        ConditionedEnergy(net, torch.tensor([0, 11]))
+    conditioned = ConditionedEnergy(net, torch.tensor([2, 5]))
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(conditioned(x), net.class_energy(x, torch.tensor([2, 5])))
+    with pytest.raises(ValueError, match="holds 2 labels, got a batch of 3 rows"):
+        conditioned(torch.rand(3, 1, 28, 28))

@@ -36,9 +36,13 @@ class ClassEnergy(Energy):
         raise NotImplementedError(f"{type(self).__name__} must implement logits(x)")
 
     def class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """E(x, y) = -f(x)[y], one per row; ``y`` holds one class index per row."""
-        y = check_labels("y", y, x.shape[0], self.n_classes)
-        return -self.logits(x).gather(1, y.to(x.device).view(-1, 1)).squeeze(1)
+        """E(x, y) = -f(x)[y], one per row; ``y`` holds one class index per row (checked)."""
+        return self.checked_class_energy(x, check_labels("y", y, x.shape[0], self.n_classes).to(x.device))
+
+    def checked_class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """E(x, y) for labels already checked (long, on ``x``'s device, one per row): what
+        :meth:`class_energy` computes, without its checks (a sampler calls it every step)."""
+        return -self.logits(x).gather(1, y.view(-1, 1)).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """E(x) = -logsumexp_y f(x)[y]."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from nrf._checks import check_positive
+from nrf.energies.classifier import ClassEnergy, check_labels
 from nrf.nn.ensemble import ensemble_size, rows_per_member
 
 
@@ -108,7 +109,8 @@ class ChainMeanEnergy(nn.Module):
 class ConditionedEnergy(nn.Module):
     """A class energy E_0(x, y) with one fixed class per row: row i of a batch is scored as
     E_0(x_i, y_i) through ``energy.class_energy`` (so a sampler's chains each follow the
-    density of their own class). Batches must have as many rows as ``y``.
+    density of their own class). Batches must have as many rows as ``y``. The labels of a
+    :class:`~nrf.energies.classifier.ClassEnergy` are checked once, here, not at every call.
 
     >>> from nrf.energies import DigitClassifier
     >>> net = DigitClassifier().eval()
@@ -125,6 +127,10 @@ class ConditionedEnergy(nn.Module):
             )
         self.energy: Any = energy
         self.y = y
+        self.checked = isinstance(energy, ClassEnergy)
+        if isinstance(energy, ClassEnergy):
+            rows = y.shape[0] if isinstance(y, torch.Tensor) else 0
+            self.y = check_labels("y", y, rows, energy.n_classes)
         self.rows_independent = bool(getattr(energy, "rows_independent", False))
         if hasattr(energy, "event_shape"):
             self.event_shape = energy.event_shape
@@ -134,5 +140,6 @@ class ConditionedEnergy(nn.Module):
             raise ValueError(
                 f"ConditionedEnergy holds {self.y.shape[0]} labels, got a batch of {x.shape[0]} rows"
             )
-        out: torch.Tensor = self.energy.class_energy(x, self.y)
+        score = self.energy.checked_class_energy if self.checked else self.energy.class_energy
+        out: torch.Tensor = score(x, self.y.to(x.device))
         return out

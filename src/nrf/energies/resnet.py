@@ -24,7 +24,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from nrf._checks import check_choice, check_int_sequence, check_positive_int
 from nrf.energies.base import Energy
-from nrf.energies.classifier import ClassEnergy, check_labels
+from nrf.energies.classifier import ClassEnergy
 from nrf.energies.conv import image_shape
 
 #: (channels per stage, blocks per stage); the first block of every stage halves the size.
@@ -182,9 +182,8 @@ class ConditionalResNetEnergy(ClassEnergy):
         widths, n_blocks = _arch(preset, channels, blocks)
         self.net = _ResNet(self.event_shape, widths, n_blocks, self.n_classes, spectral, negative_slope)
 
-    def class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """E(x, y), one pass."""
-        y = check_labels("y", y, x.shape[0], self.n_classes).to(x.device)
+    def checked_class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """E(x, y), one pass (labels checked by :meth:`class_energy`)."""
         out: torch.Tensor = self.net(self._image_batch(x), y)
         return out
 

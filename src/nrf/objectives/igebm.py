@@ -58,7 +58,7 @@ from nrf.objectives.classifier import check_class_energy, labels_of
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.samplers import ChainState, Langevin, Sampler, run
 from nrf.samplers.base import noise_like
-from nrf.samplers.langevin import clip_gradient
+from nrf.samplers.langevin import clip_gradient, langevin_update
 from nrf.targets import BoltzmannTarget, Target
 
 LOSSES = ("ml", "softmax", "logsumexp")
@@ -187,16 +187,11 @@ class IGEBM(ContrastiveDivergence):
         class to convert them into another. Needs a class energy."""
         energy = check_class_energy(self.energy, "conditional_sample")
         n = int(y.shape[0])
-        if start is None:
-            start = self.buffer.sample(n, generator) if self.buffer is not None and len(self.buffer) else None
-            start = self._noise(n, generator) if start is None else start
+        start = self.sample_starts(n, generator) if start is None else start
         if start.shape[0] != n:
             raise ValueError(f"start holds {start.shape[0]} rows for {n} labels")
         k = self.k if steps is None else check_positive_int("steps", steps)
-        with evaluation_mode(self.energy):
-            state, _ = run(self.sampler, self.target_factory(ConditionedEnergy(energy, y)),
-                           self.sampler.init(start), k, generator=generator)  # fmt: skip
-        return state.x.detach()
+        return self.negatives(start, generator, ConditionedEnergy(energy, y), k)
 
     def _kl_negatives(
         self, start: torch.Tensor, generator: torch.Generator | None, energy: nn.Module
@@ -216,11 +211,11 @@ class IGEBM(ContrastiveDivergence):
                 scale = sampler.noise_std(delta)
                 if sampler.noise_first and scale:
                     x = self._box(x + scale * noise_like(x, generator), sampler)
-                (grad,) = torch.autograd.grad(energy(x).sum(), x, create_graph=True)
-                x = x - delta * clip_gradient(grad, sampler.grad_clip)
-                if not sampler.noise_first and scale:
-                    x = x + scale * noise_like(x, generator)
-                x = self._box(x, sampler)
+                (grad,) = torch.autograd.grad(-energy(x).sum(), x, create_graph=True)  # grad log p
+                noise = noise_like(x, generator) if scale and not sampler.noise_first else None
+                x = self._box(
+                    langevin_update(x, clip_gradient(grad, sampler.grad_clip), delta, noise, scale), sampler
+                )
         return x
 
     @staticmethod
