@@ -68,11 +68,10 @@ def train_feature_network(
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     *,
-    epochs: int | None = None,
     progress: bool = False,
 ) -> tuple[DigitClassifier, float]:
     """Train the recipe's network on ``train`` = (images in [0, 1], labels); returns it and
-    its accuracy on ``test`` (``epochs`` overrides the recipe, for tests)."""
+    its accuracy on ``test``."""
     streams = Streams.from_user_seed(RECIPE["seed"])
     x, y = train
     per_epoch = -(-x.shape[0] // RECIPE["batch_size"])
@@ -81,7 +80,7 @@ def train_feature_network(
         net = _network()
         loop = Loop(
             Classifier(net), Batch(x, y), {"energy": RECIPE["optimizer"]}, batch_size=RECIPE["batch_size"],
-            steps=(epochs or RECIPE["epochs"]) * per_epoch, generator=streams.sampler(torch.device("cpu")),
+            steps=RECIPE["epochs"] * per_epoch, generator=streams.sampler(torch.device("cpu")),
             data_generator=streams.data(), lr_schedule=RECIPE["lr_schedule"],
         )  # fmt: skip
         loop.run(progress=progress, desc="mnist-features")
