@@ -48,16 +48,17 @@ def train_config(
     """Fit ``cfg_dict`` (or the shipped config ``base`` with ``cfg_dict``'s ``train.steps``
     and ``run.seed``) on the data of the overrides ``data`` (e.g. ``['data.name="npy"',
     ...]``), on the CPU with ``threads`` threads, into ``out/name``; ``evaluators`` run every
-    ``eval_every`` updates (0: never) and at the end. Returns the trainer and the seconds
-    its fit took (evaluations included). Checkpoints: every ``checkpoint_every`` updates
-    (default a fifth of the fit); log records every ``log_every`` (default a fiftieth)."""
+    ``eval_every`` updates (0: never) and at the end, in place of the config's. Returns the
+    trainer and the seconds its fit took (evaluations included). Checkpoints: every
+    ``checkpoint_every`` updates (default a fifth of the fit); log records every ``log_every``
+    (default a fiftieth)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.toml"
     path.write_text(tomli_w.dumps(cfg_dict))
     steps = cfg_dict["train"]["steps"]
     overrides = [
         f"run.out_dir={str(out)!r}", f"run.name={name!r}", f"run.threads={threads}", 'run.device="cpu"',
-        *data, f"train.eval_every={eval_every}", "train.progress=false",
+        *data, f"train.eval_every={eval_every}", "train.evaluators=[]", "train.progress=false",
         f"train.checkpoint_every={checkpoint_every or max(1, steps // 5)}",
         f"train.log_every={log_every or max(1, steps // 50)}", f"run.seed={cfg_dict['run']['seed']}",
     ]  # fmt: skip

@@ -25,7 +25,10 @@ sampler (the averaged model where one is kept), against the MNIST test set on nr
 network (``nrf data prepare mnist-features``; built on first use). Reference rows: as many
 training images (the floor), the test set itself (its IS) and uniform noise. Speed: ms per
 training update, and its ratio to (K + 1) x one forward + backward pass of the energy on a
-batch (the input gradient of K Langevin steps plus the parameter update).
+batch (the input gradient of K Langevin steps plus the parameter update). Over training
+(``--eval-every``), nrf's models log FID/KID/IS-MNIST of their newest 1,000 buffer images
+against 1,000 random training images (the JSON's ``curve``; figures at that sample count,
+so not comparable with the final table's).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from nrf.metrics.sample_quality import as_unit_images
 from nrf.samplers import Langevin
 from nrf.samplers import run as run_chains
 from nrf.targets import BoltzmannTarget
+from nrf.training.data import TrainingData
+from nrf.training.evaluation import sample_quality_evaluator
 
 NAME = "mnist-ebm"
 DESCRIPTION = "image EBMs on MNIST: FID/KID/IS-MNIST of buffer and fresh samples, ms per update, vs ebmkit"
@@ -77,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images scored per sample set (default 2,000; quick 200)")  # fmt: skip
     parser.add_argument("--sample-steps", type=int, default=None,
                         help="Langevin steps of the fresh chains (default 256; quick 20)")  # fmt: skip
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="FID/IS-MNIST of 1,000 buffer images every this many updates of nrf's "
+                             "models, against training images (default 250; quick 0: never)")  # fmt: skip
 
 
 def _images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,20 +142,36 @@ def _forward_backward_ms(energy: torch.nn.Module, batch: int, repeats: int = 20)
     return 1000 * float(np.median(times[3:]))
 
 
-def _train_nrf(method: str, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+def _train_nrf(method: str, args: argparse.Namespace, seconds: float, train: torch.Tensor) -> dict[str, Any]:
     steps = 60 * 469  # the schedule's length (60 epochs); the budget ends the fit first
     cfg, base = _nrf_config(method, steps, args.seed)
+    evaluators = []
+    if args.eval_every:
+        n = min(1000, train.shape[0])
+        rows = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(args.seed + 3))[:n]
+        data = TrainingData(train=train[rows], validation=None, kind="images")
+        evaluators = [sample_quality_evaluator(data, n_samples=n, value_range=(-1.0, 1.0), seed=args.seed)]
     trainer, fit_seconds = train_config(
         cfg, args.out / "mnist-ebm-runs", method, args.threads, [f"train.max_seconds={seconds}"], base=base,
-        checkpoint_every=500, log_every=1,
+        checkpoint_every=500, log_every=1, evaluators=evaluators, eval_every=args.eval_every,
     )  # fmt: skip
     objective = trainer.objective
     return {
+        "curve": _curve(trainer.layout.metrics),
         "energy": objective.energy, "sampler": objective.sampler, "steps": trainer.step,
         "seconds": fit_seconds, "buffer": objective.buffer.contents(args.samples),
         "batch": trainer.cfg.train.batch_size, "ms": _update_ms(trainer.layout.metrics),
         "k": objective.k, "objective": objective,
     }  # fmt: skip
+
+
+def _curve(log: Path) -> list[dict[str, float]]:
+    """The sample-quality records of a run's log: step, seconds, FID/KID/IS-MNIST."""
+    import json
+
+    records = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("phase") == "eval"]
+    keys = ("step", "time", "fid_mnist", "kid_mnist", "is_mnist")
+    return [{k: r[k] for k in keys if k in r} for r in records if "fid_mnist" in r]
 
 
 def _update_ms(log: Path) -> float:
@@ -197,6 +221,10 @@ def run(args: argparse.Namespace) -> BenchResult:
     n = args.samples or (200 if args.quick else 2000)
     args.samples = n
     sample_steps = args.sample_steps or (20 if args.quick else 256)
+    if args.eval_every is None:
+        args.eval_every = 0 if args.quick else 250
+    if args.eval_every < 0:
+        raise ValueError(f"--eval-every: expected >= 0 updates, got {args.eval_every}")
     methods = choose(args.methods, list(METHODS), "--methods")
     if not minutes > 0 or n < 20 or sample_steps < 1:
         raise ValueError(f"need --minutes > 0, --samples >= 20, --sample-steps >= 1; got {minutes}, {n}, "
@@ -225,7 +253,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     panels: list[tuple[str, torch.Tensor]] = []
     for method in methods:
         fit = _train_ebmkit(args, minutes * 60, train) if method == "ebmkit" else _train_nrf(
-            method, args, minutes * 60)  # fmt: skip
+            method, args, minutes * 60, train)  # fmt: skip
         gen = torch.Generator().manual_seed(args.seed)
         fresh = _fresh(fit["energy"], fit["sampler"], n, sample_steps, gen)
         quality = {"buffer": meter(fit["buffer"]), "fresh": meter(fresh)}
@@ -234,7 +262,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         entry: dict[str, Any] = {
             "steps": fit["steps"], "train_seconds": fit["seconds"], "ms_per_update": ms, "K": k,
             "forward_backward_ms": fb, "ratio_to_k_plus_1_passes": ms / ((k + 1) * fb),
-            **{kind: q.to_dict() for kind, q in quality.items()},
+            **{kind: q.to_dict() for kind, q in quality.items()}, "curve": fit.get("curve", []),
         }  # fmt: skip
         accuracy = ""
         if callable(getattr(fit["energy"], "logits", None)):

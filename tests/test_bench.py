@@ -243,7 +243,7 @@ def test_mnist_ebm_tiny_run(
         monkeypatch.setattr(module, "load_mnist", _fake_mnist)
     monkeypatch.setenv("NRF_DATA_DIR", str(tmp_path / "data"))  # the feature network is built there
     argv = ["bench", "mnist-ebm", "--quick", "--out", str(tmp_path), "--minutes", "0.05", "--samples", "40",
-            "--sample-steps", "2", "--methods", "tutorial,nrf-ebmkit,jem"]  # fmt: skip
+            "--sample-steps", "2", "--eval-every", "1", "--methods", "tutorial,nrf-ebmkit,jem"]  # fmt: skip
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "FID-MNIST" in table
@@ -257,6 +257,8 @@ def test_mnist_ebm_tiny_run(
         assert entry["fresh"]["network"] == "MNIST"
         assert math.isfinite(entry["fresh"]["fid"])
         assert entry["forward_backward_ms"] > 0
+        assert entry["curve"]
+        assert math.isfinite(entry["curve"][-1]["is_mnist"])
     jem = record["methods"]["jem"]
     assert 0 <= jem["test_accuracy"] <= 1
     assert 0 <= jem["conditional_sample_accuracy"] <= 1

@@ -228,3 +228,57 @@ def test_prepare_refuses_a_network_below_the_accuracy(
     with pytest.raises(mnist_features.FeatureNetworkError, match=r"below 0\.99"):
         mnist_features.prepare_feature_network(tmp_path, progress=False, log=lambda _: None)
     assert not (tmp_path / "mnist-features").exists()
+
+
+class Pooled(nn.Module):
+    """Features = the image average-pooled to 4 x 4; logits = the first 3 of them."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)[:, :3]
+
+
+class _Buffer:
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def contents(self, n: int) -> torch.Tensor:
+        return self.x[-n:].clone()
+
+
+class _Stub:
+    """An objective with a replay buffer and a sampler of uniform noise."""
+
+    def __init__(self, buffer: torch.Tensor) -> None:
+        self.buffer = _Buffer(buffer)
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1
+
+
+def test_sample_quality_evaluator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nrf.training.data import TrainingData
+    from nrf.training.evaluation import EVALUATORS
+
+    pooled = FeatureNetwork(Pooled(), name="TEST")
+    monkeypatch.setattr(mnist_features, "load_feature_network", lambda build=False: pooled)
+    x, _ = _patterns(400, 3)
+    data = TrainingData(train=x * 2 - 1, validation=None, kind="images")
+    evaluate = EVALUATORS.build({"name": "sample-quality", "n_samples": 200}, key="e", data=data)
+    gen = torch.Generator().manual_seed(0)
+    # the buffer holds the reference images themselves: FID ~ 0; uniform noise is far
+    same = evaluate(_Stub(data.train[:200]), 1, tmp_path, gen)
+    assert set(same) == {"fid_mnist", "kid_mnist", "is_mnist"}
+    assert abs(same["fid_mnist"]) < 1e-3
+    spec = {"name": "sample-quality", "n_samples": 200, "source": "sample"}
+    noise = EVALUATORS.build(spec, key="e", data=data)
+    far = noise(_Stub(data.train[:200]), 1, tmp_path, gen)
+    assert far["fid_mnist"] > 100 * max(same["fid_mnist"], 1e-3)
+    with pytest.raises(ValueError, match=r"\(n, 1, 28, 28\)"):
+        EVALUATORS.build("sample-quality", key="e", data=TrainingData(torch.zeros(10, 2), None, "points"))
+    with pytest.raises(ValueError, match="n_samples = 1000 is more than the 400"):
+        EVALUATORS.build("sample-quality", key="e", data=data)
+    with pytest.raises(TypeError, match="source = 'sample'"):
+        evaluate(object(), 1, tmp_path, gen)  # type: ignore[arg-type]
