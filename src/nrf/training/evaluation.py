@@ -177,10 +177,10 @@ def sample_quality_evaluator(
         raise ValueError(
             f"sample-quality: n_samples = {n_samples} is more than the {pool.shape[0]} reference images"
         )
-    if value_range is None:
-        value_range = (0.0, 1.0) if float(data.train.min()) >= 0 else (-1.0, 1.0)
+    default = (0.0 if float(data.train.min()) >= 0 else -1.0, 1.0)
+    low, high = value_range if value_range is not None else default
     meter = SampleQualityMeter(
-        load_feature_network(build=True), pool[:n_samples], value_range=(float(value_range[0]), float(value_range[1])),
+        load_feature_network(build=True), pool[:n_samples], value_range=(float(low), float(high)),
         kid_subset_size=min(1000, n_samples), kid_subsets=50, is_splits=5, seed=seed,
     )  # fmt: skip
 
