@@ -17,11 +17,17 @@ Methods (each trained for ``--minutes`` of wall time on the CPU, final model):
 * ``jem``: ``configs/mnist_jem.toml``, JEM on the tutorial's CNN with 10 logits (20 SGLD
   steps of size 1, noise 0.01, buffer 10,000, data noise 0.03, Adam lr 1e-4, batch 64),
   with its test accuracy and the conditional-sample accuracy (the share of samples drawn
-  from E(x, y) that the feature network labels y).
+  from E(x, y) that the feature network labels y);
+* ``conditional``: ``configs/mnist_conditional_tutorial.toml``, the tutorial's recipe on its
+  CNN with per-class gains and biases, E(x, y), negatives drawn for the batch's labels
+  (IGEBM's conditional training): test accuracy by lowest energy, conditional-sample
+  accuracy, and cross-class conversion (test digits of each class run on E(., b) for every
+  class b: the share the feature network then labels b, and a 10 x 10 figure).
 
 Every model is scored the same way: ``--samples`` images from its replay buffer (the newest)
 and as many fresh chains from uniform noise run ``--sample-steps`` Langevin steps of its own
-sampler (the averaged model where one is kept), against the MNIST test set on nrf's feature
+sampler (the averaged model where one is kept; the conditional model's chains run on
+E(., y) with the classes in turn), against the MNIST test set on nrf's feature
 network (``nrf data prepare mnist-features``; built on first use). Reference rows: as many
 training images (the floor), the test set itself (its IS) and uniform noise. Speed: ms per
 training update, and its ratio to (K + 1) x one forward + backward pass of the energy on a
@@ -59,14 +65,19 @@ from nrf.training.evaluation import sample_quality_evaluator
 NAME = "mnist-ebm"
 DESCRIPTION = "image EBMs on MNIST: FID/KID/IS-MNIST of buffer and fresh samples, ms per update, vs ebmkit"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-METHODS = ("tutorial", "nrf-ebmkit", "ebmkit", "jem")
+METHODS = ("tutorial", "nrf-ebmkit", "ebmkit", "jem", "conditional")
 LABELS = {
     "tutorial": "nrf, tutorial config (003_… section 11)",
     "nrf-ebmkit": "nrf, ebmkit's example settings",
     "ebmkit": "ebmkit 0.16.0, its example settings",
     "jem": "nrf, JEM config",
+    "conditional": "nrf, conditional tutorial config",
 }
-CONFIG_FILES = {"tutorial": "mnist_tutorial.toml", "jem": "mnist_jem.toml"}
+CONFIG_FILES = {
+    "tutorial": "mnist_tutorial.toml",
+    "jem": "mnist_jem.toml",
+    "conditional": "mnist_conditional_tutorial.toml",
+}
 K = 60  # Langevin steps per update of the IGEBM-style methods (JEM: its config's 20)
 EBMKIT_SETTINGS: dict[str, Any] = {
     "step_size": 10.0, "noise_scale": 0.005, "grad_clip": 0.01, "clamp": (-1.0, 1.0),
@@ -123,10 +134,12 @@ def _fresh(energy: torch.nn.Module, sampler: Any, n: int, steps: int, gen: torch
     return torch.cat(out)
 
 
-def _forward_backward_ms(energy: torch.nn.Module, batch: int, repeats: int = 20) -> float:
+def _forward_backward_ms(energy: Any, batch: int, conditional: bool = False, repeats: int = 20) -> float:
     """ms of one forward + input-gradient pass of ``energy`` on ``batch`` images (the
-    Langevin step's cost), weights frozen, median of ``repeats``."""
+    Langevin step's cost; of E(x, y) for one label per image when ``conditional``),
+    weights frozen, median of ``repeats``."""
     x = torch.rand(batch, 1, 28, 28) * 2 - 1
+    labels = torch.arange(batch) % energy.n_classes if conditional else None
     flags = [p.requires_grad for p in energy.parameters()]
     energy.requires_grad_(False)
     times = []
@@ -134,7 +147,8 @@ def _forward_backward_ms(energy: torch.nn.Module, batch: int, repeats: int = 20)
         for _ in range(repeats + 3):
             z = x.clone().requires_grad_(True)
             t = time.perf_counter()
-            torch.autograd.grad(energy(z).sum(), z)
+            out = energy(z) if labels is None else energy.class_energy(z, labels)
+            torch.autograd.grad(out.sum(), z)
             times.append(time.perf_counter() - t)
     finally:
         for p, f in zip(energy.parameters(), flags, strict=True):
@@ -251,14 +265,21 @@ def run(args: argparse.Namespace) -> BenchResult:
     }  # fmt: skip
     rows: list[list[str]] = []
     panels: list[tuple[str, torch.Tensor]] = []
+    figures: list[Path] = []
     for method in methods:
         fit = _train_ebmkit(args, minutes * 60, train) if method == "ebmkit" else _train_nrf(
             method, args, minutes * 60, train)  # fmt: skip
         gen = torch.Generator().manual_seed(args.seed)
-        fresh = _fresh(fit["energy"], fit["sampler"], n, sample_steps, gen)
+        conditional = bool(getattr(fit.get("objective"), "conditional", False))
+        if conditional:  # chains from noise on E(., y), classes in turn
+            y = torch.arange(n) % fit["energy"].n_classes
+            noise = torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1
+            fresh = fit["objective"].conditional_sample(y, gen, start=noise, steps=sample_steps)
+        else:
+            fresh = _fresh(fit["energy"], fit["sampler"], n, sample_steps, gen)
         quality = {"buffer": meter(fit["buffer"]), "fresh": meter(fresh)}
         ms, k = fit["ms"], fit["k"]
-        fb = _forward_backward_ms(fit["energy"], fit["batch"])
+        fb = _forward_backward_ms(fit["energy"], fit["batch"], conditional)
         entry: dict[str, Any] = {
             "steps": fit["steps"], "train_seconds": fit["seconds"], "ms_per_update": ms, "K": k,
             "forward_backward_ms": fb, "ratio_to_k_plus_1_passes": ms / ((k + 1) * fb),
@@ -266,8 +287,17 @@ def run(args: argparse.Namespace) -> BenchResult:
         }  # fmt: skip
         accuracy = ""
         if callable(getattr(fit["energy"], "logits", None)):
-            entry.update(_classes(fit, network, test, test_labels, n, sample_steps, args.seed))
+            entry.update(_classes(fit, network, test, test_labels, n, sample_steps, args.seed,
+                                  fresh if conditional else None))  # fmt: skip
             accuracy = f"{entry['test_accuracy']:.4f} / {entry['conditional_sample_accuracy']:.3f}"
+        if conditional:
+            sources, converted, share = _conversion(
+                fit["objective"], network, test, test_labels, sample_steps, args.seed
+            )
+            entry["conversion_accuracy"] = share
+            accuracy += f" / conv. {share:.3f}"
+            path = args.out / "mnist_ebm_conversion.png"
+            figures.append(_conversion_figure(sources, converted, sample_steps, path))
         results["methods"][method] = entry
         for kind, q in quality.items():
             speed = [str(fit["steps"]), f"{ms:.0f}", f"{ms / ((k + 1) * fb):.2f}"]
@@ -275,7 +305,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         panels += [(f"{method}: buffer", fit["buffer"][:50]), (f"{method}: fresh chains", fresh[:50])]
     for label, q in refs.items():
         rows.append([label, "reference", *_cells(q), "-", "-", "-", "-"])
-    figures = [_figure(panels, args.out / "mnist_ebm_samples.png")] if panels else []
+    if panels:
+        figures.insert(0, _figure(panels, args.out / "mnist_ebm_samples.png"))
     headers = ["model", "samples", "FID-MNIST", "KID-MNIST", "IS-MNIST", "test acc. / cond. acc.", "updates",
                "ms / update", "/ (K+1) passes"]  # fmt: skip
     notes = [
@@ -287,6 +318,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         f"(K = {K}; JEM 20)",
         "class energies: test accuracy of the lowest energy E(x, y) on the MNIST test set / the share of "
         f"samples from E(x, y) ({sample_steps} steps from noise, 10 classes) the feature network labels y",
+        f"conv.: cross-class conversion, 10 test digits per class run {sample_steps} steps on E(., b) "
+        "for each other class b; the share the feature network labels b",
     ]
     return BenchResult(markdown_table(headers, rows), results, figures, notes)
 
@@ -301,16 +334,62 @@ def _cells(q: SampleQuality) -> list[str]:
 
 
 def _classes(
-    fit: dict[str, Any], network: Any, test: torch.Tensor, labels: torch.Tensor, n: int, steps: int, seed: int
+    fit: dict[str, Any],
+    network: Any,
+    test: torch.Tensor,
+    labels: torch.Tensor,
+    n: int,
+    steps: int,
+    seed: int,
+    samples: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Test accuracy of a class energy, and the share of its conditional samples (``n``
-    chains from noise, classes in turn) that the feature network labels with their class."""
+    chains, classes in turn; drawn here from the buffer's starts unless ``samples`` gives
+    them) that the feature network labels with their class."""
     energy = fit["energy"]
     accuracy = float((energy.predict(test) == labels).float().mean())
     y = torch.arange(n) % energy.n_classes
-    samples = fit["objective"].conditional_sample(y, torch.Generator().manual_seed(seed + 5), steps=steps)
+    if samples is None:
+        samples = fit["objective"].conditional_sample(y, torch.Generator().manual_seed(seed + 5), steps=steps)
     predicted = network.logits(as_unit_images("samples", samples, (-1.0, 1.0))).argmax(1)
     return {"test_accuracy": accuracy, "conditional_sample_accuracy": float((predicted == y).float().mean())}
+
+
+def _conversion(
+    objective: Any,
+    network: Any,
+    test: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    seed: int,
+    per_class: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Cross-class conversion: ``per_class`` test digits of each class a run ``steps`` steps
+    on E(., b) for every class b. Returns the first digit of each class, shape
+    ``(C, 1, 28, 28)``, what it became on each E(., b), ``(C, C, 1, 28, 28)``, and the share
+    of all a != b conversions that the feature network labels b."""
+    c = objective.energy.n_classes
+    picks = torch.cat([torch.nonzero(labels == a).flatten()[:per_class] for a in range(c)])
+    if picks.shape[0] != c * per_class:
+        raise ValueError(f"the test set holds fewer than {per_class} digits of some class")
+    start = test[picks].repeat_interleave(c, dim=0)  # (a, digit, b) order
+    target = torch.arange(c).repeat(c * per_class)
+    gen = torch.Generator().manual_seed(seed + 11)
+    out = objective.conditional_sample(target, gen, start=start, steps=steps)
+    predicted = network.logits(as_unit_images("converted", out, (-1.0, 1.0))).argmax(1)
+    other = labels[picks].repeat_interleave(c) != target
+    share = float((predicted[other] == target[other]).float().mean())
+    first = out.view(c, per_class, c, 1, 28, 28)[:, 0]
+    return test[picks].view(c, per_class, 1, 28, 28)[:, 0], first, share
+
+
+def _conversion_figure(sources: torch.Tensor, converted: torch.Tensor, steps: int, path: Path) -> Path:
+    """Row a: a test digit of class a, then what it becomes on E(., b) for b = 0..C-1."""
+    grid = torch.cat([sources.unsqueeze(1), converted], dim=1)
+    fig, axes = plots.new_figure(1, size=5.0)
+    title = f"cross-class conversion, {steps} steps: test digit, then on E(., b) for b = 0..9"
+    plots.image_grid(axes[0, 0], grid.flatten(0, 1), ncol=grid.shape[1], value_range=(-1.0, 1.0), title=title)
+    return plots.save(fig, path)
 
 
 def _figure(panels: list[tuple[str, torch.Tensor]], path: Path) -> Path:

@@ -175,10 +175,11 @@ def _fake_mnist(split: str = "train", root: object = None) -> object:
 
     rng = np.random.RandomState(0 if split == "train" else 1)
     n = 700 if split == "train" else 120
-    labels = np.arange(n) % 2
+    labels = np.arange(n) % 10
     images = np.zeros((n, 28, 28), dtype=np.uint8)
-    images[labels == 0, 4:24, 12:16] = 230  # a bar
-    images[labels == 1, 12:16, 4:24] = 230  # a dash
+    for c in range(10):  # a bright block at each class's place
+        r, col = 2 + 12 * (c // 5), 1 + 5 * (c % 5)
+        images[labels == c, r : r + 6, col : col + 6] = 230
     images = np.clip(images + rng.randint(0, 25, images.shape), 0, 255).astype(np.uint8)
     return ImageSet(images=images, labels=labels)
 
@@ -243,13 +244,13 @@ def test_mnist_ebm_tiny_run(
         monkeypatch.setattr(module, "load_mnist", _fake_mnist)
     monkeypatch.setenv("NRF_DATA_DIR", str(tmp_path / "data"))  # the feature network is built there
     argv = ["bench", "mnist-ebm", "--quick", "--out", str(tmp_path), "--minutes", "0.05", "--samples", "40",
-            "--sample-steps", "2", "--eval-every", "1", "--methods", "tutorial,nrf-ebmkit,jem"]  # fmt: skip
+            "--sample-steps", "2", "--eval-every", "1", "--methods", "tutorial,nrf-ebmkit,jem,conditional"]  # fmt: skip
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "FID-MNIST" in table
     assert "uniform noise" in table
     record = json.loads((tmp_path / "mnist-ebm.json").read_text())["results"]
-    assert set(record["methods"]) == {"tutorial", "nrf-ebmkit", "jem"}
+    assert set(record["methods"]) == {"tutorial", "nrf-ebmkit", "jem", "conditional"}
     assert (tmp_path / "data" / "mnist-features" / "state.json").is_file()
     for entry in record["methods"].values():
         assert entry["steps"] >= 1
@@ -259,10 +260,13 @@ def test_mnist_ebm_tiny_run(
         assert entry["forward_backward_ms"] > 0
         assert entry["curve"]
         assert math.isfinite(entry["curve"][-1]["is_mnist"])
-    jem = record["methods"]["jem"]
+    jem, conditional = record["methods"]["jem"], record["methods"]["conditional"]
     assert 0 <= jem["test_accuracy"] <= 1
     assert 0 <= jem["conditional_sample_accuracy"] <= 1
     assert jem["K"] == 20
+    assert 0 <= conditional["test_accuracy"] <= 1
+    assert 0 <= conditional["conversion_accuracy"] <= 1
+    assert (tmp_path / "mnist_ebm_conversion.png").stat().st_size > 1000
     noise, train = record["reference"]["uniform noise"], record["reference"]["training images"]
     assert noise["fid"] > train["fid"]
     assert (tmp_path / "mnist_ebm_samples.png").stat().st_size > 1000

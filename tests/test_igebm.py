@@ -308,14 +308,21 @@ def test_resnet_energies_shapes_and_one_training_step(preset: str, shape: tuple[
     assert full.net.head.in_features == expected[-1]
 
 
-def test_conditional_energy_logits_agree_with_class_energies() -> None:
-    from nrf.energies import ConditionalResNetEnergy
+@pytest.mark.parametrize("network", ["resnet", "tutorial"])
+def test_conditional_energy_logits_agree_with_class_energies(network: str) -> None:
+    from nrf.energies import ConditionalResNetEnergy, ConditionalTutorialCNNEnergy
 
     torch.manual_seed(1)
-    net = ConditionalResNetEnergy(n_classes=4, channels=(8, 8)).eval()
+    if network == "resnet":
+        net = ConditionalResNetEnergy(n_classes=4, channels=(8, 8)).eval()
+        biases = [block.bias for block in net.net.blocks]
+    else:
+        net = ConditionalTutorialCNNEnergy(n_classes=4, hidden=8).eval()
+        biases = list(net.biases)
+        assert [b.shape[1] for b in biases] == [4, 8, 16, 16, 16]  # one per layer of the body
     with torch.no_grad():  # make the classes differ (gains start at 1, biases at 0)
-        for block in net.net.blocks:
-            block.bias.normal_(0, 0.5)
+        for bias in biases:
+            bias.normal_(0, 0.5)
     x = torch.rand(3, 1, 28, 28)
     logits = net.logits(x)
     for c in range(4):

@@ -5,6 +5,7 @@ from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.classifier import ClassEnergy, DigitClassifier, TutorialCNNClassifier
 from nrf.energies.compose import ChainMeanEnergy, ConditionedEnergy, SumEnergy, TemperedEnergy
+from nrf.energies.conditional_cnn import ConditionalTutorialCNNEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, TutorialCNNEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
@@ -18,6 +19,7 @@ __all__ = [
     "ChainMeanEnergy",
     "ClassEnergy",
     "ConditionalResNetEnergy",
+    "ConditionalTutorialCNNEnergy",
     "ConditionedEnergy",
     "ConvEnergy",
     "DigitClassifier",

@@ -44,6 +44,16 @@ class ClassEnergy(Energy):
         :meth:`class_energy` computes, without its checks (a sampler calls it every step)."""
         return -self.logits(x).gather(1, y.view(-1, 1)).squeeze(1)
 
+    def pairwise_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """-E(x, y) for every class from one pass of :meth:`checked_class_energy` over the
+        n x C (image, class) pairs: :meth:`logits` for networks that take the class as an
+        input (per-class gains and biases), which override ``checked_class_energy``."""
+        images = self._image_batch(x)
+        n, c = images.shape[0], self.n_classes
+        pairs = images.repeat_interleave(c, dim=0)
+        y = torch.arange(c, device=images.device).repeat(n)
+        return -self.checked_class_energy(pairs, y).view(n, c)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """E(x) = -logsumexp_y f(x)[y]."""
         return -torch.logsumexp(self.logits(x), dim=1)

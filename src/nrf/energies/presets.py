@@ -16,6 +16,8 @@ tutorial   CNN 16-32-64 channels, Swish, on 1 x 28 x 28 images           EBM tut
 resnet     residual energy, stages 32-64 x 2 blocks, spectral norm       IGEBM (002_…); ``preset``
            (``preset = "cifar10"`` / ``"imagenet32"``: IGEBM's networks)  cifar10 / imagenet32
 resnet-conditional  the same with per-class gains and biases, E(x, y)  IGEBM section 4
+tutorial-conditional  the tutorial's CNN with per-class gains and      IGEBM section 4 on
+           biases after each layer, E(x, y)                             003_… 11.2's network
 jem-cnn    the tutorial's CNN with 10 logits; energy -logsumexp of       JEM (Grathwohl et al.)
            the logits (:class:`TutorialCNNClassifier`)                   on MNIST
 digit-cnn  CNN classifier 32-64 conv, max-pool, 128 linear, 10 logits    nrf's FID-MNIST
@@ -34,6 +36,7 @@ from nrf._checks import check_choice
 from nrf.energies.base import Energy
 from nrf.energies.batched_mlp import BatchedMLPEnergy
 from nrf.energies.classifier import DigitClassifier, TutorialCNNClassifier
+from nrf.energies.conditional_cnn import ConditionalTutorialCNNEnergy
 from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, TutorialCNNEnergy
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.rbm import RBM
@@ -50,6 +53,7 @@ POTENTIALS = (
     "tutorial",
     "resnet",
     "resnet-conditional",
+    "tutorial-conditional",
     "jem-cnn",
     "digit-cnn",
 )
@@ -105,6 +109,8 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
         return ResNetEnergy(**overrides)
     if name == "resnet-conditional":
         return ConditionalResNetEnergy(**overrides)
+    if name == "tutorial-conditional":
+        return ConditionalTutorialCNNEnergy(**overrides)
     if name == "jem-cnn":
         return TutorialCNNClassifier(**overrides)
     if name == "digit-cnn":

@@ -189,8 +189,4 @@ class ConditionalResNetEnergy(ClassEnergy):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """-E(x, y) for every class: one pass over the n x C (image, class) pairs."""
-        images = self._image_batch(x)
-        n, c = images.shape[0], self.n_classes
-        pairs = images.repeat_interleave(c, dim=0)
-        y = torch.arange(c, device=images.device).repeat(n)
-        return -self.net(pairs, y).view(n, c)
+        return self.pairwise_logits(x)
