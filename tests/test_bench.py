@@ -244,7 +244,8 @@ def test_mnist_ebm_tiny_run(
         monkeypatch.setattr(module, "load_mnist", _fake_mnist)
     monkeypatch.setenv("NRF_DATA_DIR", str(tmp_path / "data"))  # the feature network is built there
     argv = ["bench", "mnist-ebm", "--quick", "--out", str(tmp_path), "--minutes", "0.05", "--samples", "40",
-            "--sample-steps", "2", "--eval-every", "1", "--methods", "tutorial,nrf-ebmkit,jem,conditional"]  # fmt: skip
+            "--sample-steps", "2", "--eval-every", "1",
+            "--methods", "tutorial,nrf-ebmkit,jem,conditional"]  # fmt: skip
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "FID-MNIST" in table
