@@ -53,7 +53,7 @@ class ConditionalTutorialCNNEnergy(ClassEnergy):
         self.n_classes = check_positive_int("n_classes", n_classes)
         body, width = tutorial_body(self.event_shape, hidden, spectral)
         self.body = body
-        widths = [_width(m) for m in body if _width(m) is not None]
+        widths = [w for w in map(_width, body) if w is not None]
         self.gains = nn.ParameterList([nn.Parameter(torch.ones(self.n_classes, w)) for w in widths])
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(self.n_classes, w)) for w in widths])
         head = nn.Linear(width, 1)
