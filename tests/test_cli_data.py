@@ -127,3 +127,26 @@ def test_download_help_lists_the_data_sets(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["data", "download", "--help"])
     assert "cifar10, kddcup99, mnist" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["inception"], "prepare inception needs --from FILE"),
+        (["inception", "--from", "no-such-file.pth"], "source: no file no-such-file.pth"),
+        (["mnist-features", "--from", "x.pth"], "--from and --sha256 are for `prepare inception`"),
+        (["inception", "--from", "{file}", "--sha256", "abc"], "sha256 must be 64 hex digits"),
+    ],
+)
+def test_prepare_inception_errors_are_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "weights.pth"
+    file.write_bytes(b"not a state dict")
+    args = [a.replace("{file}", str(file)) for a in argv]
+    assert main(["data", "prepare", *args, "--root", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("nrf data: error: ")
+    assert message in err[0]
+    assert not (tmp_path / "data").exists()

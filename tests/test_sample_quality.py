@@ -282,3 +282,61 @@ def test_sample_quality_evaluator(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         EVALUATORS.build("sample-quality", key="e", data=data)
     with pytest.raises(TypeError, match="source = 'sample'"):
         evaluate(object(), 1, tmp_path, gen)  # type: ignore[arg-type]
+
+
+def test_fid_inception_network_layout() -> None:
+    from nrf.metrics.inception import FIDInceptionV3
+
+    net = FIDInceptionV3().eval()
+    # torchvision's Inception v3 (27,161,264 parameters) less its auxiliary head
+    # (3,326,696), with 1,008 classes instead of 1,000 (+16,392)
+    assert sum(p.numel() for p in net.parameters()) == 23_850_960
+    with torch.no_grad():
+        grey, logits = net.features_and_logits(torch.rand(2, 1, 28, 28))
+        colour = net.features(torch.rand(2, 3, 32, 32))
+    assert grey.shape == colour.shape == (2, 2048)
+    assert logits.shape == (2, 1008)
+    assert bool((grey >= 0).all())  # pooled ReLU activations
+    with pytest.raises(ValueError, match=r"\(n, 1 or 3, height, width\)"):
+        net.features(torch.rand(2, 2, 28, 28))
+
+
+def test_inception_weights_convert_verify_and_load(tmp_path: Path) -> None:
+    import hashlib
+
+    from nrf.metrics import inception
+
+    torch.manual_seed(0)
+    source_net = inception.FIDInceptionV3().eval()
+    source = tmp_path / "weights.pth"
+    torch.save(source_net.state_dict(), source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    root = tmp_path / "data"
+    with pytest.raises(inception.InceptionWeightsError, match="nrf data prepare inception --from"):
+        inception.load_inception_network(root)
+    with pytest.raises(inception.InceptionWeightsError, match="--sha256"):  # not the published file
+        inception.convert_inception_weights(source, root, log=lambda _: None)
+    with pytest.raises(inception.InceptionWeightsError, match="expected"):
+        inception.convert_inception_weights(source, root, sha256="0" * 64, log=lambda _: None)
+    folder = inception.convert_inception_weights(source, root, sha256=digest, log=lambda _: None)
+    network = inception.load_inception_network(root)
+    assert (network.name, network.digest) == ("Inception", digest)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(network.features(x), source_net.features(x))
+    quality = SampleQualityMeter(network, torch.rand(6, 1, 28, 28), kid_subset_size=3, is_splits=2)(x)
+    assert {"FID", "KID", "IS"} <= set(quality.named())
+    # a file with another network's tensors is refused, naming what differs
+    state = source_net.state_dict()
+    state.pop("fc.bias")
+    other = tmp_path / "other.pth"
+    torch.save(state, other)
+    other_digest = hashlib.sha256(other.read_bytes()).hexdigest()
+    with pytest.raises(inception.InceptionWeightsError, match=r"missing \['fc.bias'\]"):
+        inception.convert_inception_weights(other, root, sha256=other_digest, force=True, log=lambda _: None)
+    # an altered checkpoint is refused
+    data = bytearray((folder / "tensors.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "tensors.safetensors").write_bytes(bytes(data))
+    with pytest.raises(inception.InceptionWeightsError, match="--force"):
+        inception.load_inception_network(root)

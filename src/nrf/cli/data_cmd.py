@@ -8,7 +8,7 @@ from typing import Any
 from nrf.data import paths
 from nrf.data.registry import DATASETS, dataset_status, download
 
-PREPARED = ("mnist-features",)
+PREPARED = ("mnist-features", "inception")
 
 
 def register(sub: Any) -> None:
@@ -28,9 +28,16 @@ def register(sub: Any) -> None:
     p_dl.set_defaults(handler=run_download)
 
     p_prep = dsub.add_parser(
-        "prepare", help="build what nrf derives from the data (mnist-features: FID/KID/IS-MNIST's network)"
+        "prepare",
+        help="build what nrf derives from the data (mnist-features: FID/KID/IS-MNIST's network; "
+        "inception: FID's Inception network from a local weight file)",
     )
     p_prep.add_argument("name", metavar="NAME", help=f"what to build: {', '.join(PREPARED)}")
+    p_prep.add_argument("--from", dest="source", metavar="FILE",
+                        help="inception: a local pt_inception-2015-12-05-6726825d.pth "
+                        "(never downloaded)")  # fmt: skip
+    p_prep.add_argument("--sha256", help="inception: the full sha256 the file must have (default: the "
+                        "digest prefix of the published name)")  # fmt: skip
     p_prep.add_argument("--root", help="where to write (default: $NRF_DATA_DIR, else ~/.cache/nrf)")
     p_prep.add_argument("--force", action="store_true", help="rebuild even if a verified copy exists")
     p_prep.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -62,9 +69,19 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    """Build ``args.name`` (the MNIST feature network) into the data folder."""
+    """Build ``args.name`` (the MNIST feature network, or the Inception weights converted
+    from a local file) into the data folder."""
     if args.name not in PREPARED:
         raise ValueError(f"unknown name {args.name!r} to prepare; known: {', '.join(PREPARED)}")
+    if args.name == "inception":
+        from nrf.metrics.inception import PYTORCH_FID_FILE, convert_inception_weights
+
+        if args.source is None:
+            raise ValueError(f"prepare inception needs --from FILE (a local copy of {PYTORCH_FID_FILE})")
+        convert_inception_weights(args.source, args.root, sha256=args.sha256, force=args.force)
+        return 0
+    if args.source is not None or args.sha256 is not None:
+        raise ValueError(f"--from and --sha256 are for `prepare inception`, not {args.name!r}")
     import torch
 
     from nrf.metrics.mnist_features import prepare_feature_network

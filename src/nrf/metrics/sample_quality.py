@@ -111,11 +111,12 @@ class SampleQuality:
 
     def named(self) -> dict[str, float]:
         """The figures under their network's names: ``{"FID-MNIST": ..., "KID-MNIST": ...,
-        "IS-MNIST": ...}`` (and the ``sd`` of KID and IS over subsets / splits)."""
-        n = self.network
+        "IS-MNIST": ...}`` (and the ``sd`` of KID and IS over subsets / splits); on the FID
+        Inception network (``"Inception"``) the literature's plain FID, KID and IS."""
+        n = "" if self.network == "Inception" else f"-{self.network}"
         return {
-            f"FID-{n}": self.fid, f"KID-{n}": self.kid, f"KID-{n} sd": self.kid_std,
-            f"IS-{n}": self.inception_score, f"IS-{n} sd": self.inception_score_std,
+            f"FID{n}": self.fid, f"KID{n}": self.kid, f"KID{n} sd": self.kid_std,
+            f"IS{n}": self.inception_score, f"IS{n} sd": self.inception_score_std,
         }  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
