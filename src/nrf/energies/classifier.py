@@ -17,11 +17,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from nrf._checks import check_positive_int, check_probability
 from nrf.energies.base import Energy
-from nrf.energies.conv import image_shape, tutorial_body
+from nrf.energies.conv import image_shape, tutorial_body, tutorial_head
 from nrf.nn import evaluation_mode
 
 
@@ -159,8 +158,7 @@ class TutorialCNNClassifier(ClassEnergy):
         self.event_shape = image_shape("event_shape", event_shape)
         self.n_classes = check_positive_int("n_classes", n_classes)
         self.body, width = tutorial_body(self.event_shape, hidden, spectral)
-        head = nn.Linear(width, self.n_classes)
-        self.head = spectral_norm(head) if spectral else head
+        self.head = tutorial_head(width, self.n_classes, spectral)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's activations."""

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from nrf._checks import check_positive_int
 from nrf.energies.classifier import ClassEnergy
-from nrf.energies.conv import image_shape, tutorial_body
+from nrf.energies.conv import image_shape, tutorial_body, tutorial_head
 
 
 class ConditionalTutorialCNNEnergy(ClassEnergy):
@@ -54,23 +53,24 @@ class ConditionalTutorialCNNEnergy(ClassEnergy):
         body, width = tutorial_body(self.event_shape, hidden, spectral)
         self.body = body
         widths = [w for w in map(_width, body) if w is not None]
+        # per module of the body: the index of the gain and bias after it, or -1 (activations,
+        # flatten); fixed here so that the sampler's every step does no type checks
+        film = [_width(m) is not None for m in body]
+        self._film = tuple(sum(film[:i]) if f else -1 for i, f in enumerate(film))
         self.gains = nn.ParameterList([nn.Parameter(torch.ones(self.n_classes, w)) for w in widths])
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(self.n_classes, w)) for w in widths])
-        head = nn.Linear(width, 1)
-        self.head = spectral_norm(head) if spectral else head
+        self.head = tutorial_head(width, 1, spectral)
 
     def checked_class_energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """E(x, y), one pass (labels checked by :meth:`class_energy`)."""
         h = self._image_batch(x)
-        layer = 0
-        for module in self.body:
+        for module, layer in zip(self.body, self._film, strict=True):
             h = module(h)
-            if _width(module) is not None:
+            if layer >= 0:
                 gain, bias = self.gains[layer][y], self.biases[layer][y]
                 if h.dim() == 4:
                     gain, bias = gain[:, :, None, None], bias[:, :, None, None]
                 h = h * gain + bias
-                layer += 1
         out: torch.Tensor = -self.head(h).squeeze(-1)
         return out
 

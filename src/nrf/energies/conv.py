@@ -210,6 +210,13 @@ def tutorial_body(
     return body, c3
 
 
+def tutorial_head(width: int, outputs: int, spectral: bool) -> nn.Module:
+    """The linear layer on :func:`tutorial_body`'s ``width`` activations (``outputs`` units;
+    spectral-normalized when ``spectral``)."""
+    head = nn.Linear(width, outputs)
+    return spectral_norm(head) if spectral else head
+
+
 class TutorialCNNEnergy(Energy):
     """The small CNN of the EBM tutorial's MNIST example (003_…, section 11.2):
     :func:`tutorial_body` (c = ``hidden``, 32: 16-32-64 channels; 28 x 28 inputs give 2 x 2
@@ -229,8 +236,7 @@ class TutorialCNNEnergy(Energy):
         super().__init__()
         self.event_shape = image_shape("event_shape", event_shape)
         body, width = tutorial_body(self.event_shape, hidden, spectral)
-        head = nn.Linear(width, 1)
-        self.f = nn.Sequential(*body, spectral_norm(head) if spectral else head)
+        self.f = nn.Sequential(*body, tutorial_head(width, 1, spectral))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -self.f(self._image_batch(x)).squeeze(-1)
