@@ -40,6 +40,7 @@ so not comparable with the final table's).
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -179,26 +180,30 @@ def _train_nrf(method: str, args: argparse.Namespace, seconds: float, train: tor
     }  # fmt: skip
 
 
-def _curve(log: Path) -> list[dict[str, float]]:
-    """The sample-quality records of a run's log: step, seconds, FID/KID/IS-MNIST."""
+def _records(log: Path, phase: str) -> list[dict[str, Any]]:
+    """The records of ``phase`` in a run's ``metrics.jsonl``."""
     import json
 
-    records = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("phase") == "eval"]
+    return [r for r in map(json.loads, log.read_text().splitlines()) if r.get("phase") == phase]
+
+
+def _curve(log: Path) -> list[dict[str, float]]:
+    """The sample-quality records of a run's log: step, seconds, FID/KID/IS-MNIST."""
+    records = _records(log, "eval")
     keys = ("step", "time", "fid_mnist", "kid_mnist", "is_mnist")
     return [{k: r[k] for k in keys if k in r} for r in records if "fid_mnist" in r]
 
 
-def _update_ms(log: Path) -> float:
-    """ms per update from the per-update log times (the first update, which builds the
-    buffer and warms up, left out; the loading, checkpoints and evaluation are outside)."""
-    import json
-
-    times = [(r["step"], r["time"]) for r in map(json.loads, log.read_text().splitlines())
-             if r.get("phase") == "train"]  # fmt: skip
-    if len(times) < 3:
-        return float("nan")
-    (s0, t0), (s1, t1) = times[1], times[-1]
-    return 1000 * (t1 - t0) / (s1 - s0)
+def _update_ms(log: Path, checkpoint_every: int = 500) -> float:
+    """ms per update from the per-update log times: the mean time between consecutive
+    updates, leaving out the first update (it builds the buffer and warms up) and the
+    intervals that also hold an evaluation or a step checkpoint (loading, evaluation and
+    checkpoints are outside the figure)."""
+    times = [(r["step"], r["time"]) for r in _records(log, "train")]
+    paused = {r["step"] for r in _records(log, "eval")}
+    gaps = [(t1 - t0) for (s0, t0), (s1, t1) in itertools.pairwise(times[1:])
+            if s1 == s0 + 1 and s0 not in paused and s0 % checkpoint_every]  # fmt: skip
+    return 1000 * float(np.mean(gaps)) if gaps else float("nan")
 
 
 def _train_ebmkit(args: argparse.Namespace, seconds: float, train: torch.Tensor) -> dict[str, Any]:
