@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=None,
                         help="FID/IS-MNIST of 1,000 buffer images every this many updates of nrf's "
                              "models, against training images (default 250; quick 0: never)")  # fmt: skip
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for nrf's methods (repeatable), e.g. "
+                             "objective.args.generative_start=2000; recorded in the JSON")  # fmt: skip
 
 
 def _images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +170,8 @@ def _train_nrf(method: str, args: argparse.Namespace, seconds: float, train: tor
         data = TrainingData(train=train[rows], validation=None, kind="images")
         evaluators = [sample_quality_evaluator(data, n_samples=n, value_range=(-1.0, 1.0), seed=args.seed)]
     trainer, fit_seconds = train_config(
-        cfg, args.out / "mnist-ebm-runs", method, args.threads, [f"train.max_seconds={seconds}"], base=base,
+        cfg, args.out / "mnist-ebm-runs", method, args.threads, [f"train.max_seconds={seconds}", *args.overrides],
+        base=base,
         checkpoint_every=500, log_every=1, evaluators=evaluators, eval_every=args.eval_every,
     )  # fmt: skip
     objective = trainer.objective
@@ -265,7 +269,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     results: dict[str, Any] = {
         "minutes": minutes, "samples": n, "sample_steps": sample_steps, "K": K, "threads": args.threads,
         "feature_network": network.digest, "n_reference": meter.n_reference,
-        "ebmkit": peer_version("ebmkit"), "reference": {k: v.to_dict() for k, v in refs.items()},
+        "ebmkit": peer_version("ebmkit"), "overrides": list(args.overrides),
+        "reference": {k: v.to_dict() for k, v in refs.items()},
         "methods": {},
     }  # fmt: skip
     rows: list[list[str]] = []
@@ -315,7 +320,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     headers = ["model", "samples", "FID-MNIST", "KID-MNIST", "IS-MNIST", "test acc. / cond. acc.", "updates",
                "ms / update", "/ (K+1) passes"]  # fmt: skip
     notes = [
-        f"{minutes:g} min of training per model, {args.threads} thread(s); final models (averaged if kept)",
+        f"{minutes:g} min of training per model, {args.threads} thread(s); final models (averaged if kept)"
+        + (f"; nrf's configs with {', '.join(args.overrides)}" if args.overrides else ""),
         f"{n} samples per set: the newest of the replay buffer, and fresh chains of {sample_steps} steps "
         "from uniform noise; scored against the MNIST test set",
         f"FID/KID/IS-MNIST: nrf's digit CNN (sha256 {str(network.digest)[:12]}), not Inception figures",

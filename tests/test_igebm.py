@@ -331,7 +331,8 @@ def test_conditional_energy_logits_agree_with_class_energies(network: str) -> No
     torch.testing.assert_close(net(x), -torch.logsumexp(logits, 1))
 
 
-def test_conditional_igebm_learns_to_classify_by_lowest_energy() -> None:
+@pytest.mark.parametrize("negatives", ["class", "joint"])
+def test_conditional_igebm_learns_to_classify_by_lowest_energy(negatives: str) -> None:
     from nrf.energies import ConditionalResNetEnergy, ConditionedEnergy
 
     torch.manual_seed(0)
@@ -343,7 +344,8 @@ def test_conditional_igebm_learns_to_classify_by_lowest_energy() -> None:
     net = ConditionalResNetEnergy((1, 8, 8), n_classes=2, channels=(8, 8), blocks=1)
     sampler = Langevin(step_size=2.0, noise_scale=0.005, grad_clip=0.05, clamp=(-1.0, 1.0))
     objective = OBJECTIVES.build({"name": "igebm-conditional", "k": 10, "noise_range": [-1.0, 1.0],
-                                  "alpha": 0.1, "buffer_size": 500}, energy=net, sampler=sampler)  # fmt: skip
+                                  "alpha": 0.1, "buffer_size": 500, "conditional_negatives": negatives},
+                                 energy=net, sampler=sampler)  # fmt: skip
     assert objective.conditional
     streams = Streams.from_user_seed(0)
     loop = Loop(objective, Batch(x, y), {"energy": {"name": "adam", "lr": 3e-3, "betas": [0.0, 0.999]}},
@@ -436,3 +438,60 @@ def test_conditioned_energy_checks_its_labels_once() -> None:
     torch.testing.assert_close(conditioned(x), net.class_energy(x, torch.tensor([2, 5])))
     with pytest.raises(ValueError, match="holds 2 labels, got a batch of 3 rows"):
         conditioned(torch.rand(3, 1, 28, 28))
+
+
+def test_joint_conditional_negatives_score_the_marginal_and_draw_labels_from_p_y_given_x() -> None:
+    from nrf.energies import ConditionalTutorialCNNEnergy, ConditionedEnergy
+
+    torch.manual_seed(0)
+    net = ConditionalTutorialCNNEnergy((1, 8, 8), n_classes=3, hidden=4)
+    x, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2])
+    objective = _igebm(net, conditional=True, conditional_negatives="joint", k=2)
+    ctx = Ctx()
+    metrics = objective.training_step(Batch(x, y), ctx)
+    net.eval()
+    with torch.no_grad():
+        e_data = ConditionedEnergy(net, y)(x)
+    # L_ML = mean E(x+, y+) - mean E(x-) with E(x) = -logsumexp_y -E(x, y) (alpha 0, no data noise)
+    assert metrics["energy_data"] == pytest.approx(float(e_data.mean()), rel=1e-5)
+    assert float(ctx.losses[0].detach()) == pytest.approx(metrics["energy_data"] - metrics["energy_samples"], rel=1e-5)
+    # Gibbs labels: frequencies of y ~ softmax(-E(x, .)) for one fixed image
+    image = x[:1].expand(4000, -1, -1, -1)
+    labels = objective.gibbs_labels(image, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        probs = torch.softmax(net.logits(x[:1]), dim=1)[0]
+    freq = torch.bincount(labels, minlength=3).float() / 4000
+    assert torch.all((freq - probs).abs() < 4 * (probs * (1 - probs) / 4000).sqrt() + 1e-3)
+    with pytest.raises(ValueError, match="needs conditional=True"):
+        _igebm(Quadratic(), conditional_negatives="joint")
+    with pytest.raises(ValueError, match="conditional_negatives"):
+        _igebm(net, conditional=True, conditional_negatives="marginal")
+
+
+def test_jem_generative_schedule_and_gradient_stats() -> None:
+    from nrf.energies import TutorialCNNClassifier
+    from nrf.objectives import JEM
+
+    torch.manual_seed(0)
+    net = TutorialCNNClassifier(hidden=8)
+    sampler = Langevin(step_size=1.0, noise_scale=0.01, clamp=(-1.0, 1.0))
+    objective = JEM(net, sampler, k=2, buffer_size=100, generative_start=2, generative_ramp=4,
+                    gradient_stats_every=3, data_noise=0.0)  # fmt: skip
+    assert [objective.generative_weight_at(t) for t in range(8)] == [0, 0, 0.25, 0.5, 0.75, 1, 1, 1]
+    assert JEM(net, sampler, generative_start=5).generative_weight_at(5) == 1.0
+    x, y = torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10
+    ctx = Ctx()
+    metrics = objective.training_step(Batch(x, y), ctx)  # step 0: cross-entropy only, no negatives
+    assert len(objective.buffer) == 0 and "energy_samples" not in metrics
+    assert set(metrics) >= {"grad_norm_ce"} and "grad_norm_gen" not in metrics
+    ce = torch.nn.functional.cross_entropy(net.logits(x), y)
+    grads = torch.autograd.grad(ce, list(net.parameters()))
+    assert metrics["grad_norm_ce"] == pytest.approx(float(torch.cat([g.reshape(-1) for g in grads]).norm()), rel=1e-4)
+    ctx.step = 3  # weight 0.5, and a step of the statistics
+    metrics = objective.training_step(Batch(x, y), ctx)
+    assert len(objective.buffer) == 16 and metrics["generative_weight"] == 0.5
+    assert metrics["grad_norm_gen"] > 0 and -1.0 <= metrics["grad_cosine"] <= 1.0
+    expected = metrics["loss_ce"] + 0.5 * metrics["loss_ml"]
+    assert float(ctx.losses[-1].detach()) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="generative_ramp"):
+        JEM(net, sampler, generative_ramp=-1)

@@ -36,6 +36,17 @@ section 4): a class energy E(x, y) trained on labelled data with every energy co
 the batch's labels, L_ML = mean E(x+, y) - mean E(x-, y), the negatives x- drawn by chains
 that follow E(., y) from the shared replay buffer (so buffered images of one class are
 carried to another, as in IGEBM's code). Classification is the class of lowest E(x, y).
+That gradient is the one of sum_y log Z_y: each class is normalized by itself.
+``conditional_negatives = "joint"`` trains the joint density p(x, y) ∝ exp(-E(x, y))
+instead: a chain's start x (from the buffer or noise) gets a label y ~ p(y | x) =
+softmax(-E(x, .)) (a Gibbs step), K sampler steps on E(., y) move x, and
+
+    L_ML = mean E(x+, y+) - mean E(x-),   E(x) = -log sum_y exp(-E(x, y)),
+
+the negatives scored by their marginal energy (the exact expectation over p(y | x-) of
+E(x-, y)). Its gradient is that of log sum_y Z_y, and E(x+, y+) = CE(x+, y+) + E(x+) makes
+it JEM's loss (cross-entropy plus the marginal's maximum likelihood) with the marginal
+sampled through the labels, one class per chain step instead of all of them.
 """
 
 from __future__ import annotations
@@ -63,6 +74,7 @@ from nrf.targets import BoltzmannTarget, Target
 
 LOSSES = ("ml", "softmax", "logsumexp")
 ENSEMBLE_MODES = ("mean", "cycle")
+CONDITIONAL_NEGATIVES = ("class", "joint")
 
 
 def ml_loss(e_data: torch.Tensor, e_neg: torch.Tensor, kind: str) -> torch.Tensor:
@@ -100,6 +112,9 @@ class IGEBM(ContrastiveDivergence):
         How many of the last Langevin steps L_KL differentiates through.
     conditional:
         Train a class energy E(x, y) on labelled data (see the module docstring).
+    conditional_negatives:
+        ``"class"`` (negatives from E(., y) for the batch's labels, IGEBM) or ``"joint"``
+        (from the joint density, see the module docstring); only with ``conditional``.
     ensemble, ensemble_every, ensemble_mode:
         Historical ensembles for sampling (see the module docstring); ``ensemble = 1``: off.
     """
@@ -122,6 +137,7 @@ class IGEBM(ContrastiveDivergence):
         kl_weight: float = 0.0,
         kl_steps: int = 1,
         conditional: bool = False,
+        conditional_negatives: str = "class",
         ensemble: int = 1,
         ensemble_every: int = 100,
         ensemble_mode: str = "mean",
@@ -156,6 +172,13 @@ class IGEBM(ContrastiveDivergence):
         self.ensemble_mode = check_choice("ensemble_mode", ensemble_mode, ENSEMBLE_MODES)
         self._snapshots: list[dict[str, torch.Tensor]] = []
         self.conditional = check_bool("conditional", conditional)
+        self.conditional_negatives = check_choice(
+            "conditional_negatives", conditional_negatives, CONDITIONAL_NEGATIVES
+        )
+        if self.conditional_negatives != "class" and not self.conditional:
+            raise ValueError(
+                f"conditional_negatives={conditional_negatives!r} needs conditional=True (a class energy)"
+            )
         if self.conditional:
             check_class_energy(energy, "igebm-conditional")
             if start == "persistent":
@@ -241,6 +264,7 @@ class IGEBM(ContrastiveDivergence):
         if self.event_shape is None:
             self.event_shape = tuple(x.shape[1:])
         scored: nn.Module = self.energy
+        joint = self.conditional_negatives == "joint"
         if self.conditional:
             if y is None:
                 raise ValueError("conditional=True needs the batch's labels")
@@ -248,9 +272,14 @@ class IGEBM(ContrastiveDivergence):
         sampled = self.energy if y is None else ConditionedEnergy(self.energy, y)
         x_pos = self._data(x, generator)
         x_kl: torch.Tensor | None = None
+        starts: torch.Tensor | None = None
+        if joint:
+            starts = self._starts(x, generator)
+            sampled = ConditionedEnergy(self.energy, self.gibbs_labels(starts, generator))
         if self.kl_weight > 0:
             persistent = self.start == "persistent"
-            starts = self.chains(x, generator).x if persistent else self._starts(x, generator)
+            if starts is None:
+                starts = self.chains(x, generator).x if persistent else self._starts(x, generator)
             x_kl = self._kl_negatives(starts, generator, sampled)
             x_neg = x_kl.detach()
             if persistent:
@@ -258,10 +287,14 @@ class IGEBM(ContrastiveDivergence):
         elif self.start == "persistent":
             x_neg = self.negatives(self.chains(x, generator), generator)
         else:
-            x_neg = self.negatives(self._starts(x, generator), generator, sampled)
+            x_neg = self.negatives(self._starts(x, generator) if starts is None else starts, generator, sampled)
         if self.buffer is not None:
             self.buffer.push(x_neg)
-        if self.conditional:
+        if joint:
+            assert y is not None
+            e_data = ConditionedEnergy(self.energy, y)(x_pos)
+            e_neg = self.energy(x_neg)  # the marginal energy
+        elif self.conditional:
             both = scored(torch.cat([x_pos, x_neg]))
             e_data, e_neg = both[: x.shape[0]], both[x.shape[0] :]
         else:
@@ -282,6 +315,13 @@ class IGEBM(ContrastiveDivergence):
             loss = loss + self.kl_weight * loss_kl
             parts["loss_kl"] = float(loss_kl.detach())
         return loss, parts
+
+    @torch.no_grad()
+    def gibbs_labels(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """One label per row drawn from p(y | x) = softmax(-E(x, .)) (evaluation mode)."""
+        with evaluation_mode(self.energy):
+            probs = torch.softmax(self.energy.logits(x).float(), dim=1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         energy: Any = self.energy
