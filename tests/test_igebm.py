@@ -440,20 +440,26 @@ def test_conditioned_energy_checks_its_labels_once() -> None:
         conditioned(torch.rand(3, 1, 28, 28))
 
 
-def test_joint_conditional_negatives_score_the_marginal_and_draw_labels_from_p_y_given_x() -> None:
+def test_joint_conditional_negatives_carry_labels_drawn_from_p_y_given_x() -> None:
     from nrf.energies import ConditionalTutorialCNNEnergy, ConditionedEnergy
 
     torch.manual_seed(0)
     net = ConditionalTutorialCNNEnergy((1, 8, 8), n_classes=3, hidden=4)
     x, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2])
-    objective = _igebm(net, conditional=True, conditional_negatives="joint", k=2)
+    objective = _igebm(net, conditional=True, conditional_negatives="joint", k=2, start="buffer", buffer_size=100)
     ctx = Ctx()
+    objective.event_shape = (1, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    starts = objective._starts(x, gen)  # what the step draws first from the same seed
+    y_neg = objective.gibbs_labels(starts, gen)
     metrics = objective.training_step(Batch(x, y), ctx)
+    x_neg = objective.buffer.contents(6)
     net.eval()
     with torch.no_grad():
-        e_data = ConditionedEnergy(net, y)(x)
-    # L_ML = mean E(x+, y+) - mean E(x-) with E(x) = -logsumexp_y -E(x, y) (alpha 0, no data noise)
+        e_data, e_neg = ConditionedEnergy(net, y)(x), ConditionedEnergy(net, y_neg)(x_neg)
+    # L_ML = mean E(x+, y+) - mean E(x-, y-), y- the chains' Gibbs labels (alpha 0, no data noise)
     assert metrics["energy_data"] == pytest.approx(float(e_data.mean()), rel=1e-5)
+    assert metrics["energy_samples"] == pytest.approx(float(e_neg.mean()), rel=1e-5)
     assert float(ctx.losses[0].detach()) == pytest.approx(metrics["energy_data"] - metrics["energy_samples"], rel=1e-5)
     # Gibbs labels: frequencies of y ~ softmax(-E(x, .)) for one fixed image
     image = x[:1].expand(4000, -1, -1, -1)

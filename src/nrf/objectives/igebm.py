@@ -38,15 +38,16 @@ that follow E(., y) from the shared replay buffer (so buffered images of one cla
 carried to another, as in IGEBM's code). Classification is the class of lowest E(x, y).
 That gradient is the one of sum_y log Z_y: each class is normalized by itself.
 ``conditional_negatives = "joint"`` trains the joint density p(x, y) ∝ exp(-E(x, y))
-instead: a chain's start x (from the buffer or noise) gets a label y ~ p(y | x) =
-softmax(-E(x, .)) (a Gibbs step), K sampler steps on E(., y) move x, and
+instead: a chain's start x (from the buffer or noise) gets a label y- ~ p(y | x) =
+softmax(-E(x, .)) (a Gibbs step), K sampler steps on E(., y-) move x to x- (they keep
+p(x, y) invariant, so (x-, y-) is a sample of the joint when the start is), and
 
-    L_ML = mean E(x+, y+) - mean E(x-),   E(x) = -log sum_y exp(-E(x, y)),
+    L_ML = mean E(x+, y+) - mean E(x-, y-).
 
-the negatives scored by their marginal energy (the exact expectation over p(y | x-) of
-E(x-, y)). Its gradient is that of log sum_y Z_y, and E(x+, y+) = CE(x+, y+) + E(x+) makes
-it JEM's loss (cross-entropy plus the marginal's maximum likelihood) with the marginal
-sampled through the labels, one class per chain step instead of all of them.
+Its gradient estimates that of log sum_y Z_y, and with E(x) = -log sum_y exp(-E(x, y)) and
+E(x+, y+) = CE(x+, y+) + E(x+) it is JEM's loss (cross-entropy plus the marginal's maximum
+likelihood) with the marginal sampled through the labels: one class per chain step
+instead of all of them.
 """
 
 from __future__ import annotations
@@ -275,7 +276,9 @@ class IGEBM(ContrastiveDivergence):
         starts: torch.Tensor | None = None
         if joint:
             starts = self._starts(x, generator)
-            sampled = ConditionedEnergy(self.energy, self.gibbs_labels(starts, generator))
+            y_neg = self.gibbs_labels(starts, generator)
+            sampled = ConditionedEnergy(self.energy, y_neg)
+            scored = ConditionedEnergy(self.energy, torch.cat([y, y_neg]))
         if self.kl_weight > 0:
             persistent = self.start == "persistent"
             if starts is None:
@@ -290,11 +293,7 @@ class IGEBM(ContrastiveDivergence):
             x_neg = self.negatives(self._starts(x, generator) if starts is None else starts, generator, sampled)
         if self.buffer is not None:
             self.buffer.push(x_neg)
-        if joint:
-            assert y is not None
-            e_data = ConditionedEnergy(self.energy, y)(x_pos)
-            e_neg = self.energy(x_neg)  # the marginal energy
-        elif self.conditional:
+        if self.conditional:
             both = scored(torch.cat([x_pos, x_neg]))
             e_data, e_neg = both[: x.shape[0]], both[x.shape[0] :]
         else:
