@@ -47,7 +47,8 @@ def train_config(
 ) -> tuple[Trainer, float]:
     """Fit ``cfg_dict`` (or the shipped config ``base`` with ``cfg_dict``'s ``train.steps``
     and ``run.seed``) on the data of the overrides ``data`` (e.g. ``['data.name="npy"',
-    ...]``), on the CPU with ``threads`` threads, into ``out/name``; ``evaluators`` run every
+    ...]``; applied after the shipped config and its ``train.steps``, so they win), on the CPU
+    with ``threads`` threads, into ``out/name``; ``evaluators`` run every
     ``eval_every`` updates (0: never) and at the end, in place of the config's. Returns the
     trainer and the seconds its fit took (evaluations included). Checkpoints: every
     ``checkpoint_every`` updates (default a fifth of the fit); log records every ``log_every``
@@ -65,7 +66,7 @@ def train_config(
     cfg = (
         load_config(path, overrides)
         if base is None
-        else load_config(base, [*overrides, f"train.steps={steps}"])
+        else load_config(base, [f"train.steps={steps}", *overrides])
     )
     run_dir = out / cfg.run.name
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -206,16 +206,20 @@ def _series(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list[float], l
 
 def _panels(series: dict[str, tuple[list[float], list[float]]]) -> list[tuple[str, list[str]]]:
     """Group metrics into panels: all ``energy_*`` together, the kNN KL estimates
-    (``kl_forward``, ``kl_reverse``) together, every other metric alone."""
+    (``kl_forward``, ``kl_reverse``) together, the gradient norms ``grad_norm_*`` together,
+    every other metric alone."""
     energy = sorted(k for k in series if k.startswith("energy_"))
     kl: list[str] = [k for k in ("kl_forward", "kl_reverse") if k in series]
+    grads = sorted(k for k in series if k.startswith("grad_norm_"))
     panels: list[tuple[str, list[str]]] = []
     if energy:
         panels.append(("energy", energy))
     if kl:
         panels.append(("kNN KL (forward, reverse)", kl))
+    if grads:
+        panels.append(("gradient norms", grads))
     for key in series:
-        if not key.startswith("energy_") and key not in kl:
+        if not key.startswith(("energy_", "grad_norm_")) and key not in kl:
             panels.append((key, [key]))
     # Loss first, then energies, then the rest in the order they were logged.
     panels.sort(key=lambda p: 0 if p[0] == "loss" else 1 if p[0] == "energy" else 2)
