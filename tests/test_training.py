@@ -172,10 +172,22 @@ def test_objectives() -> Any:
 
 
 @pytest.mark.usefixtures("test_objectives")
-def test_injected_nan_rolls_back_and_recovers(tmp_path: Path) -> None:
-    cfg = load_config(write_config(tmp_path, objective="cd-nan-once"))
+def test_injected_nan_rolls_back_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nrf.training.trainer as trainer_module
+
+    clock = [1000.0]  # a clock that moves one second per reading: a rollback must not rewind it
+
+    def tick() -> float:
+        clock[0] += 1.0
+        return clock[0]
+
+    monkeypatch.setattr(trainer_module, "time", type("Clock", (), {"time": staticmethod(tick)}))
+    cfg = load_config(write_config(tmp_path, objective="cd-nan-once"), ["train.log_every=1"])
     run, _ = train(cfg)
-    events = [r for r in _records(run) if r["phase"] == "event"]
+    records = _records(run)
+    times = [r["time"] for r in records if "time" in r]
+    assert times == sorted(times)  # the rollback to step 10 does not rewind the run's clock
+    events = [r for r in records if r["phase"] == "event"]
     assert len(events) == 1
     assert events[0]["event"] == "rollback"
     assert "non-finite energy loss" in events[0]["message"]

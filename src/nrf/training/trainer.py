@@ -77,7 +77,7 @@ class Trainer(Callback):
         self.ckpt_dir = self.layout.checkpoints
         self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg.train.keep_last, self.loop.checkpoint_problem)
         self.lock = FolderLock(self.run_dir, "run folder")
-        self.guard = DivergenceGuard(cfg.divergence, self.checkpoints, self._restore, self._log, dist.is_main)
+        self.guard = DivergenceGuard(cfg.divergence, self.checkpoints, self._roll_back, self._log, dist.is_main)
         self.guard.on_stop = lambda: self._write_summary("diverged")
         self.best: float | None = None
         self.final: dict[str, float] | None = None
@@ -141,6 +141,14 @@ class Trainer(Callback):
         self.best = best
         self.elapsed_before = float(elapsed)
         self.started = time.time()
+
+    def _roll_back(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Restore a checkpoint for the divergence guard: as :meth:`_restore`, but the run's
+        clock keeps counting (the wall time spent on the abandoned steps is spent: event
+        times stay in order and ``train.max_seconds`` is not extended by a rollback)."""
+        spent = self.elapsed_before + time.time() - self.started
+        self._restore(tensors, meta)
+        self.elapsed_before, self.started = spent, time.time()
 
     def save(self, folder: Path | None = None) -> Path | None:
         tensors, meta = self._state()
