@@ -179,8 +179,8 @@ def _train_nrf(method: str, args: argparse.Namespace, seconds: float, train: tor
         data = TrainingData(train=train[rows], validation=None, kind="images")
         evaluators = [sample_quality_evaluator(data, n_samples=n, value_range=(-1.0, 1.0), seed=args.seed)]
     trainer, fit_seconds = train_config(
-        cfg, args.out / "mnist-ebm-runs", method, args.threads, [f"train.max_seconds={seconds}", *args.overrides],
-        base=base,
+        cfg, args.out / "mnist-ebm-runs", method, args.threads,
+        [f"train.max_seconds={seconds}", *args.overrides], base=base,
         checkpoint_every=500, log_every=1, evaluators=evaluators, eval_every=args.eval_every,
     )  # fmt: skip
     objective = trainer.objective

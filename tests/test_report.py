@@ -295,8 +295,8 @@ def test_report_draws_forward_and_reverse_kl_in_one_panel(tmp_path: Path) -> Non
 def test_panels_group_energies_and_gradient_norms() -> None:
     from nrf.training.report import _panels
 
-    series = {k: ([1.0], [0.0]) for k in ("energy_data", "grad_norm_gen", "loss", "grad_norm_ce", "grad_cosine",
-                                          "energy_samples")}  # fmt: skip
+    keys = ("energy_data", "grad_norm_gen", "loss", "grad_norm_ce", "grad_cosine", "energy_samples")
+    series = {k: ([1.0], [0.0]) for k in keys}
     assert _panels(series) == [
         ("loss", ["loss"]), ("energy", ["energy_data", "energy_samples"]),
         ("gradient norms", ["grad_norm_ce", "grad_norm_gen"]), ("grad_cosine", ["grad_cosine"]),

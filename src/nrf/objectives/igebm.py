@@ -275,6 +275,7 @@ class IGEBM(ContrastiveDivergence):
         x_kl: torch.Tensor | None = None
         starts: torch.Tensor | None = None
         if joint:
+            assert y is not None  # joint negatives are conditional ones: y was checked above
             starts = self._starts(x, generator)
             y_neg = self.gibbs_labels(starts, generator)
             sampled = ConditionedEnergy(self.energy, y_neg)
@@ -290,7 +291,9 @@ class IGEBM(ContrastiveDivergence):
         elif self.start == "persistent":
             x_neg = self.negatives(self.chains(x, generator), generator)
         else:
-            x_neg = self.negatives(self._starts(x, generator) if starts is None else starts, generator, sampled)
+            if starts is None:
+                starts = self._starts(x, generator)
+            x_neg = self.negatives(starts, generator, sampled)
         if self.buffer is not None:
             self.buffer.push(x_neg)
         if self.conditional:
@@ -318,8 +321,9 @@ class IGEBM(ContrastiveDivergence):
     @torch.no_grad()
     def gibbs_labels(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One label per row drawn from p(y | x) = softmax(-E(x, .)) (evaluation mode)."""
-        with evaluation_mode(self.energy):
-            probs = torch.softmax(self.energy.logits(x).float(), dim=1)
+        energy: Any = self.energy
+        with evaluation_mode(energy):
+            probs = torch.softmax(energy.logits(x).float(), dim=1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:

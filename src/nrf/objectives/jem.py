@@ -92,7 +92,9 @@ class JEM(IGEBM):
             raise ValueError("classifier_weight and generative_weight cannot both be 0")
         self.generative_start = check_positive_int("generative_start", generative_start, allow_zero=True)
         self.generative_ramp = check_positive_int("generative_ramp", generative_ramp, allow_zero=True)
-        self.gradient_stats_every = check_positive_int("gradient_stats_every", gradient_stats_every, allow_zero=True)
+        self.gradient_stats_every = check_positive_int(
+            "gradient_stats_every", gradient_stats_every, allow_zero=True
+        )
 
     def generative_weight_at(self, step: int) -> float:
         """w_t of the module docstring at update ``step`` (counted from 0)."""
@@ -127,9 +129,7 @@ class JEM(IGEBM):
         }
 
 
-def gradient_stats(
-    module: nn.Module, loss_a: torch.Tensor, loss_b: torch.Tensor | None
-) -> dict[str, float]:
+def gradient_stats(module: nn.Module, loss_a: torch.Tensor, loss_b: torch.Tensor | None) -> dict[str, float]:
     """``grad_norm_ce`` = |d loss_a / d theta| over ``module``'s trainable parameters and,
     when ``loss_b`` is given, ``grad_norm_gen`` = |d loss_b / d theta| and the cosine of the
     two gradients (``grad_cosine``); the graphs are kept for the update that follows."""
@@ -137,7 +137,8 @@ def gradient_stats(
 
     def flat(loss: torch.Tensor) -> torch.Tensor:
         grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
+        parts = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
+        return torch.cat([g.reshape(-1) for g in parts])
 
     g_a = flat(loss_a)
     out = {"grad_norm_ce": float(g_a.norm())}

@@ -77,7 +77,9 @@ class Trainer(Callback):
         self.ckpt_dir = self.layout.checkpoints
         self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg.train.keep_last, self.loop.checkpoint_problem)
         self.lock = FolderLock(self.run_dir, "run folder")
-        self.guard = DivergenceGuard(cfg.divergence, self.checkpoints, self._roll_back, self._log, dist.is_main)
+        self.guard = DivergenceGuard(
+            cfg.divergence, self.checkpoints, self._roll_back, self._log, dist.is_main
+        )
         self.guard.on_stop = lambda: self._write_summary("diverged")
         self.best: float | None = None
         self.final: dict[str, float] | None = None
