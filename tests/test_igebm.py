@@ -473,6 +473,18 @@ def test_joint_conditional_negatives_carry_labels_drawn_from_p_y_given_x() -> No
     assert torch.all((freq - probs).abs() < 4 * (probs * (1 - probs) / 4000).sqrt() + 1e-3)
     with pytest.raises(ValueError, match="needs conditional=True"):
         _igebm(Quadratic(), conditional_negatives="joint")
+    with pytest.raises(ValueError, match="classifier_weight=1.0 needs conditional=True"):
+        _igebm(Quadratic(), classifier_weight=1.0)
+    # the cross-entropy term: L = L_ML + w CE(-E(x+, .), y+) (alpha 0)
+    hybrid = _igebm(net, conditional=True, classifier_weight=0.5, k=2)
+    ctx = Ctx()
+    metrics = hybrid.training_step(Batch(x, y), ctx)
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(net.logits(x), y)
+    assert metrics["loss_ce"] == pytest.approx(float(ce), rel=1e-5)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    expected = metrics["loss_ml"] + 0.5 * metrics["loss_ce"]
+    assert float(ctx.losses[0].detach()) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="conditional_negatives"):
         _igebm(net, conditional=True, conditional_negatives="marginal")
 

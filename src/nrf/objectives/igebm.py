@@ -47,7 +47,10 @@ p(x, y) invariant, so (x-, y-) is a sample of the joint when the start is), and
 Its gradient estimates that of log sum_y Z_y, and with E(x) = -log sum_y exp(-E(x, y)) and
 E(x+, y+) = CE(x+, y+) + E(x+) it is JEM's loss (cross-entropy plus the marginal's maximum
 likelihood) with the marginal sampled through the labels: one class per chain step
-instead of all of them.
+instead of all of them. ``classifier_weight = w > 0`` adds w CE(-E(x+, .), y+), the
+cross-entropy of the labels under p(y | x+) on the data rows (all classes per image, one
+pass over the n x C pairs): the normalizer over classes evaluated at the data, which the
+sampled negatives estimate only where the chains are.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -116,6 +120,8 @@ class IGEBM(ContrastiveDivergence):
     conditional_negatives:
         ``"class"`` (negatives from E(., y) for the batch's labels, IGEBM) or ``"joint"``
         (from the joint density, see the module docstring); only with ``conditional``.
+    classifier_weight:
+        Weight of the cross-entropy of the data's labels (0: none); only with ``conditional``.
     ensemble, ensemble_every, ensemble_mode:
         Historical ensembles for sampling (see the module docstring); ``ensemble = 1``: off.
     """
@@ -139,6 +145,7 @@ class IGEBM(ContrastiveDivergence):
         kl_steps: int = 1,
         conditional: bool = False,
         conditional_negatives: str = "class",
+        classifier_weight: float = 0.0,
         ensemble: int = 1,
         ensemble_every: int = 100,
         ensemble_mode: str = "mean",
@@ -176,6 +183,9 @@ class IGEBM(ContrastiveDivergence):
         self.conditional_negatives = check_choice(
             "conditional_negatives", conditional_negatives, CONDITIONAL_NEGATIVES
         )
+        self.classifier_weight = check_positive("classifier_weight", classifier_weight, allow_zero=True)
+        if self.classifier_weight > 0 and not self.conditional:
+            raise ValueError(f"classifier_weight={classifier_weight!r} needs conditional=True (a class energy)")
         if self.conditional_negatives != "class" and not self.conditional:
             raise ValueError(
                 f"conditional_negatives={conditional_negatives!r} needs conditional=True (a class energy)"
@@ -330,6 +340,13 @@ class IGEBM(ContrastiveDivergence):
         energy: Any = self.energy
         y = labels_of(batch, energy.n_classes, "igebm-conditional") if self.conditional else None
         loss, parts = self.generative_loss(batch.x, ctx.generator, y)
+        if self.classifier_weight > 0:
+            assert y is not None
+            logits = energy.logits(batch.x)
+            loss_ce = F.cross_entropy(logits, y)
+            loss = loss + self.classifier_weight * loss_ce
+            parts["loss_ce"] = float(loss_ce.detach())
+            parts["accuracy"] = float((logits.detach().argmax(1) == y).float().mean())
         ctx.update("energy", loss)
         self.snapshot(ctx.step + 1)
         return {"loss": float(loss.detach()), **parts}
