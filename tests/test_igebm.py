@@ -473,7 +473,7 @@ def test_joint_conditional_negatives_carry_labels_drawn_from_p_y_given_x() -> No
     assert torch.all((freq - probs).abs() < 4 * (probs * (1 - probs) / 4000).sqrt() + 1e-3)
     with pytest.raises(ValueError, match="needs conditional=True"):
         _igebm(Quadratic(), conditional_negatives="joint")
-    with pytest.raises(ValueError, match="classifier_weight=1.0 needs conditional=True"):
+    with pytest.raises(ValueError, match=r"classifier_weight=1\.0 needs conditional=True"):
         _igebm(Quadratic(), classifier_weight=1.0)
     # the cross-entropy term: L = L_ML + w CE(-E(x+, .), y+) (alpha 0)
     hybrid = _igebm(net, conditional=True, classifier_weight=0.5, k=2)

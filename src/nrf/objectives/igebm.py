@@ -185,7 +185,9 @@ class IGEBM(ContrastiveDivergence):
         )
         self.classifier_weight = check_positive("classifier_weight", classifier_weight, allow_zero=True)
         if self.classifier_weight > 0 and not self.conditional:
-            raise ValueError(f"classifier_weight={classifier_weight!r} needs conditional=True (a class energy)")
+            raise ValueError(
+                f"classifier_weight={classifier_weight!r} needs conditional=True (a class energy)"
+            )
         if self.conditional_negatives != "class" and not self.conditional:
             raise ValueError(
                 f"conditional_negatives={conditional_negatives!r} needs conditional=True (a class energy)"
