@@ -47,6 +47,16 @@ def labels_of(batch: Batch, n_classes: int, method: str) -> torch.Tensor:
     return y.long()
 
 
+def class_cross_entropy(
+    energy: Any, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, float]:
+    """CE(f(x), y) of a class energy's logits f(x) = -E(x, .) (mean over rows, with its
+    graph) and the batch accuracy of arg max f(x)."""
+    logits = energy.logits(x)
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return loss, float((logits.detach().argmax(1) == y).float().mean())
+
+
 @OBJECTIVES.register("classifier", aliases=("cross-entropy",), context=("energy",))
 class Classifier(Objective):
     """Cross-entropy training of a class energy.
@@ -72,13 +82,9 @@ class Classifier(Objective):
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         energy: Any = self.energy
         y = labels_of(batch, energy.n_classes, "classifier")
-        logits = energy.logits(batch.x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        loss, accuracy = class_cross_entropy(energy, batch.x, y, self.label_smoothing)
         ctx.update("energy", loss)
-        return {
-            "loss": float(loss.detach()),
-            "accuracy": float((logits.detach().argmax(1) == y).float().mean()),
-        }
+        return {"loss": float(loss.detach()), "accuracy": accuracy}
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         raise TypeError(

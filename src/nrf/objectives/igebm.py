@@ -61,7 +61,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -70,7 +69,7 @@ from nrf.data.batch import Batch
 from nrf.energies.compose import ConditionedEnergy, SumEnergy
 from nrf.nn import evaluation_mode
 from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
-from nrf.objectives.classifier import check_class_energy, labels_of
+from nrf.objectives.classifier import check_class_energy, class_cross_entropy, labels_of
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
 from nrf.samplers import ChainState, Langevin, Sampler, run
 from nrf.samplers.base import noise_like
@@ -276,22 +275,20 @@ class IGEBM(ContrastiveDivergence):
         chains."""
         if self.event_shape is None:
             self.event_shape = tuple(x.shape[1:])
+        if self.conditional and y is None:
+            raise ValueError("conditional=True needs the batch's labels")
         scored: nn.Module = self.energy
-        joint = self.conditional_negatives == "joint"
-        if self.conditional:
-            if y is None:
-                raise ValueError("conditional=True needs the batch's labels")
-            scored = ConditionedEnergy(self.energy, torch.cat([y, y]))  # data rows, then negatives
-        sampled = self.energy if y is None else ConditionedEnergy(self.energy, y)
+        sampled: nn.Module = self.energy
         x_pos = self._data(x, generator)
         x_kl: torch.Tensor | None = None
         starts: torch.Tensor | None = None
-        if joint:
-            assert y is not None  # joint negatives are conditional ones: y was checked above
-            starts = self._starts(x, generator)
-            y_neg = self.gibbs_labels(starts, generator)
+        if y is not None:
+            y_neg = y
+            if self.conditional_negatives == "joint":  # the chains' labels by a Gibbs step
+                starts = self._starts(x, generator)
+                y_neg = self.gibbs_labels(starts, generator)
             sampled = ConditionedEnergy(self.energy, y_neg)
-            scored = ConditionedEnergy(self.energy, torch.cat([y, y_neg]))
+            scored = ConditionedEnergy(self.energy, torch.cat([y, y_neg]))  # data rows, then negatives
         if self.kl_weight > 0:
             persistent = self.start == "persistent"
             if starts is None:
@@ -344,11 +341,9 @@ class IGEBM(ContrastiveDivergence):
         loss, parts = self.generative_loss(batch.x, ctx.generator, y)
         if self.classifier_weight > 0:
             assert y is not None
-            logits = energy.logits(batch.x)
-            loss_ce = F.cross_entropy(logits, y)
+            loss_ce, parts["accuracy"] = class_cross_entropy(energy, batch.x, y)
             loss = loss + self.classifier_weight * loss_ce
             parts["loss_ce"] = float(loss_ce.detach())
-            parts["accuracy"] = float((logits.detach().argmax(1) == y).float().mean())
         ctx.update("energy", loss)
         self.snapshot(ctx.step + 1)
         return {"loss": float(loss.detach()), **parts}

@@ -32,7 +32,7 @@ from torch import nn
 from nrf._checks import check_positive, check_positive_int
 from nrf.data.batch import Batch
 from nrf.objectives.base import OBJECTIVES, StepContext
-from nrf.objectives.classifier import check_class_energy, labels_of
+from nrf.objectives.classifier import check_class_energy, class_cross_entropy, labels_of
 from nrf.objectives.igebm import IGEBM
 from nrf.samplers import Sampler
 from nrf.targets import BoltzmannTarget, Target
@@ -107,8 +107,7 @@ class JEM(IGEBM):
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         energy: Any = self.energy
         y = labels_of(batch, energy.n_classes, "jem")
-        logits = energy.logits(batch.x)
-        loss_ce = F.cross_entropy(logits, y)
+        loss_ce, accuracy = class_cross_entropy(energy, batch.x, y)
         loss = self.classifier_weight * loss_ce
         parts: dict[str, float] = {}
         weight = self.generative_weight_at(ctx.step)
@@ -124,7 +123,7 @@ class JEM(IGEBM):
         return {
             "loss": float(loss.detach()),
             "loss_ce": float(loss_ce.detach()),
-            "accuracy": float((logits.detach().argmax(1) == y).float().mean()),
+            "accuracy": accuracy,
             **parts,
         }
 
