@@ -5,11 +5,14 @@ from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.objectives.beam import BEAM, nearest_neighbour_critic
 from nrf.objectives.classifier import Classifier
 from nrf.objectives.contrastive_divergence import ContrastiveDivergence
+from nrf.objectives.denoising_score_matching import DenoisingScoreMatching
 from nrf.objectives.exclusive_nrf import ExclusiveNRF
 from nrf.objectives.gan import GAN
 from nrf.objectives.igebm import IGEBM
 from nrf.objectives.inclusive_nrf import InclusiveNRF
 from nrf.objectives.jem import JEM
+from nrf.objectives.nce import NoiseContrastiveEstimation
+from nrf.objectives.sliced_score_matching import SlicedScoreMatching
 from nrf.objectives.wgan_gp import WGANGP
 
 __all__ = [
@@ -21,9 +24,12 @@ __all__ = [
     "WGANGP",
     "Classifier",
     "ContrastiveDivergence",
+    "DenoisingScoreMatching",
     "ExclusiveNRF",
     "InclusiveNRF",
+    "NoiseContrastiveEstimation",
     "Objective",
+    "SlicedScoreMatching",
     "StepContext",
     "nearest_neighbour_critic",
 ]

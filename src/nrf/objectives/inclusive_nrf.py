@@ -11,6 +11,13 @@ Per batch of data x~:
    potential-control loss of Appendix E-A);
 4. update the generator by ascending mean log q(x, h).
 
+With persistent chains (``persistent > 0``, a replay buffer of that many revised (x, h)
+pairs), step 1 draws each chain's start from the buffer (a revised sample of an earlier
+iteration) and only with probability ``reinit_prob`` from q; the revised pairs are put back
+(contrastive divergence with persistent chains, as IGEBM's replay buffer). The chains then
+run ``L`` more steps per iteration instead of restarting at q's samples, so the negatives
+approach p(x) even when q lags behind it.
+
 Options reproduce the authors' code where it differs from the paper (see the README):
 ``revision="x-only"`` (only x moves, h* = h), a decoupled noise scale (the sampler's
 ``noise_scale``), ``sigma = 0`` (then the generator loss is 1/2 |x - g(h)|^2, the Gaussian
@@ -21,20 +28,22 @@ generator's batch norm always in batch-statistics mode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from nrf._checks import check_choice, check_positive, check_positive_int
+from nrf._checks import check_choice, check_positive, check_positive_int, check_probability
 from nrf.data.batch import Batch
 from nrf.energies.compose import ChainMeanEnergy
 from nrf.generators import LatentGenerator
 from nrf.nn import evaluation_mode
+from nrf.nn.ensemble import ensemble_size
 from nrf.objectives.base import OBJECTIVES, StepContext
 from nrf.objectives.generator_based import GeneratorObjective
-from nrf.samplers import Sampler, run
+from nrf.samplers import ReplayBuffer, Sampler, run
 from nrf.targets import AugmentedTarget, BoltzmannTarget, Target
 
 REVISIONS = ("paper", "x-only")
@@ -79,6 +88,11 @@ class InclusiveNRF(GeneratorObjective):
     target:
         Builds the revision target from the energy and the generator (default: the
         augmented target of Eq. 13 for ``revision="paper"``, p(x) for ``"x-only"``).
+    persistent:
+        Capacity of the replay buffer of revised (x, h) pairs (0: none, the paper: every
+        revision starts from q).
+    reinit_prob:
+        With ``persistent``: the probability that a chain starts from q instead of the buffer.
     """
 
     def __init__(
@@ -95,6 +109,8 @@ class InclusiveNRF(GeneratorObjective):
         generator_bn: str = "train",
         control: str = "data",
         target: TargetFactory | None = None,
+        persistent: int = 0,
+        reinit_prob: float = 0.05,
     ) -> None:
         super().__init__(energy, generator)
         self.target_factory = target
@@ -106,6 +122,13 @@ class InclusiveNRF(GeneratorObjective):
         self.grad_reduction = check_choice("grad_reduction", grad_reduction, ("sum", "mean"))
         self.generator_bn = check_choice("generator_bn", generator_bn, ("train", "eval"))
         self.control = check_choice("control", control, ("data", "both"))
+        self.persistent = check_positive_int("persistent", persistent, allow_zero=True)
+        self.reinit_prob = check_probability("reinit_prob", reinit_prob)
+        if persistent and ensemble_size(energy) > 1:
+            raise ValueError(
+                "persistent: a replay buffer mixes the rows of ensemble members; train them one by one"
+            )
+        self.buffer = ReplayBuffer(persistent, self._fresh_pairs, reinit_prob) if persistent else None
         if revision == "paper" and not generator.learn_sigma and float(generator.sigma) == 0.0:
             raise ValueError(
                 "revision='paper' needs a generator with sigma > 0; use revision='x-only' for sigma = 0"
@@ -126,6 +149,23 @@ class InclusiveNRF(GeneratorObjective):
         with torch.no_grad():
             self.generator.train(self.generator_bn == "train" or self.training)
             return self.generator.sample(n, generator)
+
+    def _fresh_pairs(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """n draws (x', h') of q, as rows [x' flattened, h'] (the buffer's layout)."""
+        x, h = self.generate(n, generator)
+        return torch.cat([x.flatten(1), h.flatten(1)], dim=1)
+
+    def chain_starts(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the revision starts: q's draws, or with persistent chains the buffer's pairs
+        (each from q with probability ``reinit_prob``)."""
+        if self.buffer is None:
+            return self.generate(n, generator)
+        rows = self.buffer.sample(n, generator)
+        shape = tuple(self.generator.event_shape)
+        d = math.prod(shape)
+        return rows[:, :d].reshape(n, *shape), rows[:, d:]
 
     def revise(
         self,
@@ -153,8 +193,10 @@ class InclusiveNRF(GeneratorObjective):
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         n = len(batch)
-        x0, h0 = self.generate(n, ctx.generator)
+        x0, h0 = self.chain_starts(n, ctx.generator)
         x, h = self.revise(x0, h0, ctx.generator)
+        if self.buffer is not None:
+            self.buffer.push(torch.cat([x.flatten(1), h.flatten(1)], dim=1))
         e_data = self.energy(batch.x)
         e_rev = self.energy(x)
         loss_e = e_data.mean() - e_rev.mean()
@@ -173,6 +215,15 @@ class InclusiveNRF(GeneratorObjective):
             "energy_samples": float(e_rev.detach().mean()),
             "revision_shift": float((x - x0).flatten(1).norm(dim=1).mean()),
         }
+
+    def extra_state(self) -> dict[str, Any]:
+        return {} if self.buffer is None else {f"buffer.{k}": v for k, v in self.buffer.state_dict().items()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.buffer is not None:
+            saved = {k[len("buffer.") :]: v for k, v in state.items() if k.startswith("buffer.")}
+            if saved:
+                self.buffer.load_state_dict(saved)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Revision samples: generation followed by L revision steps."""

@@ -1,0 +1,117 @@
+"""Denoising score matching of an energy (Vincent 2011; Saremi et al. 2018, "Deep Energy
+Estimator Networks"), with one noise level or several (Li, Chen & Sommer 2019,
+"multiscale denoising score matching").
+
+The model's score is s(x) = -grad_x E(x). Each row x of the batch is perturbed,
+x~ = x + sigma eps with eps ~ N(0, I) and sigma drawn uniformly from ``sigmas``, and the
+energy's input gradient is regressed onto the denoising direction:
+
+    L = 1/2 mean_i | grad_x E(x~_i) - (x~_i - x_i) / sigma_0^2 |^2  *  sigma_0^2,
+
+with sigma_0 = ``sigma`` the reference level (the smallest of ``sigmas`` by default).
+With one level (sigma = sigma_0) this is Vincent's loss with weight sigma^2,
+1/2 | sigma grad E(x~) - eps |^2, whose minimizer is the score of the smoothed density
+p_sigma = p_data * N(0, sigma^2 I): E = -log p_sigma + const (Saremi et al.'s DEEN). With
+several levels one energy serves them all: x~ - sigma_0^2 grad E(x~) estimates the clean
+x, and E is a smoothed density whose scale mixes the levels (for Gaussian data
+N(mu, Sigma), the minimizer among quadratic energies has precision
+P = (sum_k sigma_k^2) / (sigma_0^2 sum_k (Sigma + sigma_k^2 I)), see
+:meth:`DenoisingScoreMatching.gaussian_precision`).
+
+Score matching learns no normalizer: the energy is defined up to a constant, which does
+not matter for sampling, ranking rows (anomaly scores) or restoration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nrf._checks import check_positive, check_positive_int
+from nrf.data.batch import Batch
+from nrf.objectives.base import OBJECTIVES, Objective, StepContext
+from nrf.objectives.score import DataMoments, energy_score, langevin_samples
+from nrf.samplers import Sampler
+
+
+def check_levels(sigmas: Sequence[float] | float) -> tuple[float, ...]:
+    """The noise levels as a non-empty tuple of positive floats."""
+    values = (sigmas,) if isinstance(sigmas, int | float) else tuple(sigmas)
+    if not values:
+        raise ValueError("sigmas must hold at least one noise level, got an empty sequence")
+    return tuple(check_positive("sigmas", float(s)) for s in values)
+
+
+@OBJECTIVES.register("dsm", aliases=("denoising-score-matching", "mdsm"), context=("energy", "sampler"))
+class DenoisingScoreMatching(DataMoments, Objective):
+    """Single- or multi-level denoising score matching.
+
+    Parameters
+    ----------
+    energy:
+        The model, ``energy(x) -> (batch,)``; it must be differentiable in x (smooth
+        activations such as softplus, tanh or swish learn a better score than ReLU).
+    sampler:
+        Sampler used by :meth:`sample` only (training needs none); ``None``: a sampler
+        has to be given to draw samples.
+    sigmas:
+        Noise level(s); one number or a sequence (each row draws one uniformly).
+    sigma:
+        The reference level sigma_0 (default: the smallest of ``sigmas``).
+    sample_steps:
+        Sampler steps of :meth:`sample`, started from the training data's moments.
+    """
+
+    def __init__(
+        self,
+        energy: nn.Module,
+        sampler: Sampler | None = None,
+        sigmas: Sequence[float] | float = 0.1,
+        *,
+        sigma: float | None = None,
+        sample_steps: int = 100,
+    ) -> None:
+        super().__init__()
+        self.energy = energy
+        self.sampler = sampler
+        self.sigmas = check_levels(sigmas)
+        self.sigma = min(self.sigmas) if sigma is None else check_positive("sigma", sigma)
+        self.sample_steps = check_positive_int("sample_steps", sample_steps)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"energy": [p for p in self.energy.parameters() if p.requires_grad]}
+
+    def loss(self, x: torch.Tensor, noise: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """The loss of the module docstring for rows ``x``, standard normal ``noise`` of the
+        same shape and one noise level per row (``levels``, shape ``(batch,)``)."""
+        scale = levels.view(-1, *([1] * (x.dim() - 1))).to(x)
+        noisy = x + scale * noise
+        score = energy_score(self.energy, noisy, create_graph=True)  # -grad E
+        s0 = self.sigma
+        residual = (-score - (noisy - x) / s0**2).flatten(1)
+        return 0.5 * s0**2 * residual.pow(2).sum(1).mean()
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        x = batch.x
+        cpu = torch.device("cpu")
+        noise = torch.randn(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
+        pick = torch.randint(len(self.sigmas), (x.shape[0],), generator=ctx.generator, device=x.device)
+        levels = torch.tensor(self.sigmas, device=cpu, dtype=x.dtype).to(x.device)[pick]
+        loss = self.loss(x, noise, levels)
+        ctx.update("energy", loss)
+        return {"loss": float(loss.detach())}
+
+    @staticmethod
+    def gaussian_precision(covariance: torch.Tensor, sigmas: Sequence[float], sigma: float) -> torch.Tensor:
+        """The precision of the quadratic energy minimizing the loss for data N(mu, covariance)
+        (the minimizer's mean is mu): (sum_k s_k^2) (sigma^2 sum_k (covariance + s_k^2 I))^-1."""
+        levels = check_levels(sigmas)
+        eye = torch.eye(covariance.shape[0], dtype=covariance.dtype)
+        total = sum(covariance + s**2 * eye for s in levels)
+        return sum(s**2 for s in levels) / sigma**2 * torch.linalg.inv(total)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""
+        return langevin_samples(self, n, self.sample_steps, generator)
