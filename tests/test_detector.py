@@ -24,7 +24,7 @@ from nrf.generators import MLPGenerator
 from nrf.training.ensemble import member_energy
 from nrf.training.loop import Loop, ParameterAverage, TrainingDiverged, build_optimizer
 
-FAST = {"epochs": 2, "batch_size": 64, "random_state": 0}
+FAST = {"network": "tabular", "epochs": 2, "batch_size": 64, "random_state": 0}
 
 
 def blobs(n: int = 400, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,8 +147,8 @@ def test_detects_anomalies_and_pyod_utilities(capsys: pytest.CaptureFixture[str]
 
 
 def _detects_anomalies(train: np.ndarray, test: np.ndarray, y: np.ndarray) -> None:
-    for det in (NRFDetector(epochs=40, batch_size=100, random_state=0),
-                NRFDetector(method="cd", epochs=20, batch_size=100, random_state=0)):  # fmt: skip
+    cd = NRFDetector(method="cd", network="tabular", epochs=20, batch_size=100, random_state=0)
+    for det in (NRFDetector(epochs=40, batch_size=100, random_state=0), cd):
         scores = det.fit(train).decision_function(test)
         assert roc_auc_score(y, scores) >= 0.9, det.method
     assert precision_n_scores(y, scores) >= 0.8

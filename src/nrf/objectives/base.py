@@ -85,6 +85,12 @@ class Objective(nn.Module, Configurable, ABC):
             out: torch.Tensor = self.energy(x)
         return out
 
+    def validation_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float | None:
+        """The objective's loss on held-out rows ``x`` without updating anything (its noise
+        from ``generator``), for model selection; ``None`` for methods whose loss needs
+        the model's own samples (contrastive divergence, inclusive-NRF)."""
+        return None
+
     def event_dims(self) -> tuple[int, ...]:
         """Shape of one sample."""
         return tuple(getattr(self.energy, "event_shape", ()))

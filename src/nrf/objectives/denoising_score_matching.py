@@ -31,6 +31,7 @@ from torch import nn
 
 from nrf._checks import check_positive, check_positive_int
 from nrf.data.batch import Batch
+from nrf.nn import evaluation_mode
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.objectives.score import DataMoments, energy_score, langevin_samples
 from nrf.samplers import Sampler
@@ -93,15 +94,21 @@ class DenoisingScoreMatching(DataMoments, Objective):
         residual = (-score - (noisy - x) / s0**2).flatten(1)
         return 0.5 * s0**2 * residual.pow(2).sum(1).mean()
 
+    def draw(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standard normal noise shaped like ``x`` and one level of ``sigmas`` per row."""
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        pick = torch.randint(len(self.sigmas), (x.shape[0],), generator=generator, device=x.device)
+        levels = torch.tensor(self.sigmas, dtype=x.dtype).to(x.device)[pick]
+        return noise, levels
+
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
-        x = batch.x
-        cpu = torch.device("cpu")
-        noise = torch.randn(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
-        pick = torch.randint(len(self.sigmas), (x.shape[0],), generator=ctx.generator, device=x.device)
-        levels = torch.tensor(self.sigmas, device=cpu, dtype=x.dtype).to(x.device)[pick]
-        loss = self.loss(x, noise, levels)
+        loss = self.loss(batch.x, *self.draw(batch.x, ctx.generator))
         ctx.update("energy", loss)
         return {"loss": float(loss.detach())}
+
+    def validation_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float | None:
+        with evaluation_mode(self):
+            return float(self.loss(x, *self.draw(x, generator)).detach())
 
     @staticmethod
     def gaussian_precision(covariance: torch.Tensor, sigmas: Sequence[float], sigma: float) -> torch.Tensor:

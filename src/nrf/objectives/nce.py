@@ -33,6 +33,7 @@ from torch.distributions import Distribution, MultivariateNormal, Normal
 
 from nrf._checks import check_positive, check_positive_int
 from nrf.data.batch import Batch
+from nrf.nn import evaluation_mode
 from nrf.nn.ensemble import ensemble_size
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext, paired_energies
 from nrf.objectives.score import DataMoments, langevin_samples
@@ -176,6 +177,11 @@ class NoiseContrastiveEstimation(DataMoments, Objective):
         ctx.update("energy", loss)
         return {"loss": float(loss.detach()), "accuracy": accuracy,
                 "log_normalizer": float(self.log_normalizer.detach())}  # fmt: skip
+
+    def validation_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float | None:
+        with evaluation_mode(self), torch.no_grad():
+            y = self.draw_noise(self.noise_ratio * x.shape[0], x, generator)
+            return float(self.loss(x, y)[0])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""

@@ -27,6 +27,7 @@ from torch import nn
 
 from nrf._checks import check_bool, check_choice, check_positive_int
 from nrf.data.batch import Batch
+from nrf.nn import evaluation_mode
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
 from nrf.objectives.score import DataMoments, energy_score, langevin_samples
 from nrf.samplers import Sampler
@@ -89,17 +90,22 @@ class SlicedScoreMatching(DataMoments, Objective):
         second = 0.5 * score.pow(2).sum(1) if self.variance_reduction else 0.5 * proj.pow(2).mean(0)
         return (trace_term + second).mean()
 
-    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
-        x = batch.x
+    def projections(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """``n_projections`` random directions per row, shape ``(M, *x.shape)``."""
         shape = (self.n_projections, *x.shape)
         if self.projection == "gaussian":
-            v = torch.randn(shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
-        else:
-            bits = torch.randint(0, 2, shape, generator=ctx.generator, device=x.device)
-            v = (2 * bits - 1).to(x.dtype)
-        loss = self.loss(x, v)
+            return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+        bits = torch.randint(0, 2, shape, generator=generator, device=x.device)
+        return (2 * bits - 1).to(x.dtype)
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        loss = self.loss(batch.x, self.projections(batch.x, ctx.generator))
         ctx.update("energy", loss)
         return {"loss": float(loss.detach())}
+
+    def validation_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float | None:
+        with evaluation_mode(self):
+            return float(self.loss(x, self.projections(x, generator)).detach())
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""

@@ -405,6 +405,8 @@ class EpochHistory(Callback):
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
+        self.extra: dict[str, Any] = {}
+        """JSON state of callbacks that write into the history (kept with it in checkpoints)."""
         self._sums: dict[str, float] = {}
         self._count = 0
 
@@ -418,10 +420,11 @@ class EpochHistory(Callback):
 
     def state(self) -> dict[str, Any]:
         """JSON of the history so far, including the running sums of the current epoch."""
-        return {"epochs": self.epochs, "sums": self._sums, "count": self._count}
+        return {"epochs": self.epochs, "sums": self._sums, "count": self._count, "extra": self.extra}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.epochs = [dict(e) for e in state["epochs"]]
+        self.extra = dict(state.get("extra", {}))
         self._sums, self._count = dict(state["sums"]), int(state["count"])
 
 

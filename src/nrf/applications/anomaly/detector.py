@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,42 @@ from nrf.applications.anomaly.settings import DetectorSettings, build_objective,
 from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.data.batch import Batch
 from nrf.generators import LatentGenerator
+from nrf.metrics.training_health import health_flags
 from nrf.objectives import Objective
 from nrf.registry import plain
+from nrf.samplers import SAMPLERS
 from nrf.training import checkpoint as ckpt
 from nrf.training.ensemble import member_energies
+from nrf.training.health import TrainingHealth
 from nrf.training.loop import Callback, DataOrder, EpochHistory, Loop, Streams, TrainingDiverged
 from nrf.training.recovery import fit_recovery
 from nrf.training.run import resolve_device
 
 FORMAT = "nrf-detector/1"
+MAX_CHECKS = 25  # health checks per fit: every ceil(epochs / 25) epochs, and the last
+CHAIN_STEPS = 200  # steps of each diagnostic chain (the second half traced)
+
+
+class BestHeldout(Callback):
+    """Keeps the model state (with the parameter average applied) of the checked epoch
+    with the lowest held-out loss (``heldout_loss`` of the history, written by
+    :class:`~nrf.training.health.TrainingHealth` just before)."""
+
+    def __init__(self, history: EpochHistory) -> None:
+        self.history = history
+        self.best = math.inf
+        self.epoch = 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_step(self, loop: Loop, metrics: dict[str, float]) -> None:
+        if loop.step % loop.order.per_epoch or not self.history.epochs:
+            return
+        loss = self.history.epochs[-1].get("heldout_loss")
+        if loss is None or not loss < self.best:
+            return
+        self.best, self.epoch = loss, len(self.history.epochs)
+        with loop.averaged():
+            self.state = {k: v.detach().clone() for k, v in loop.objective.state_dict().items()}
 
 
 # entries of a fit's checkpoint fingerprint, in the words of the detector's arguments
@@ -197,8 +225,8 @@ class NRFDetector(BaseEstimator):
         self,
         contamination: float = 0.1,
         *,
-        method: str = "inclusive",
-        network: str = "tabular",
+        method: str | None = None,
+        network: str = "auto",
         energy: torch.nn.Module | None = None,
         generator: LatentGenerator | None = None,
         potential_init: str | None = None,
@@ -221,6 +249,11 @@ class NRFDetector(BaseEstimator):
         lr_schedule: str | None = None,
         ema: float | str | None = None,
         n_estimators: int = 1,
+        objective_options: dict[str, Any] | None = None,
+        scaling: str | None = None,
+        validation_fraction: float | None = None,
+        selection: str = "final",
+        diagnostic_chains: int = 16,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int | None = None,
         max_rollbacks: int = 3,
@@ -253,6 +286,11 @@ class NRFDetector(BaseEstimator):
         self.lr_schedule = lr_schedule
         self.ema = ema
         self.n_estimators = n_estimators
+        self.objective_options = objective_options
+        self.scaling = scaling
+        self.validation_fraction = validation_fraction
+        self.selection = selection
+        self.diagnostic_chains = diagnostic_chains
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.max_rollbacks = max_rollbacks
@@ -262,9 +300,12 @@ class NRFDetector(BaseEstimator):
 
     # --- settings --------------------------------------------------------------------
 
-    def _settings(self) -> DetectorSettings:
-        """The constructor arguments, validated, with the preset's values for ``None``."""
-        return resolve_settings(self)
+    def _settings(self, input_shape: tuple[int, ...] | None = None) -> DetectorSettings:
+        """The constructor arguments, validated, with the preset's values for ``None``
+        (``network="auto"`` decided by ``input_shape``, or the fitted rows' shape)."""
+        if input_shape is None:
+            input_shape = getattr(self, "input_shape_", None)
+        return resolve_settings(self, input_shape)
 
     def _device(self) -> torch.device:
         return resolve_device(self.device)
@@ -321,31 +362,47 @@ class NRFDetector(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> NRFDetector:
         """Train on ``X`` (``y`` is ignored; it is there for the pipeline API)."""
-        s = self._settings()
         data = self._validate(X, reset=True)
+        s = self._settings(tuple(self.input_shape_))
         if data.shape[0] < 2:
             raise ValueError(
                 f"X must have at least 2 samples to fit (batch statistics), got n_samples = {data.shape[0]}"
             )
+        chains = check_positive_int("diagnostic_chains", self.diagnostic_chains, allow_zero=True)
+        self._fit_scaling(data, s.scaling)
+        scaled = self._scale(data)
         device = self._device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         streams = Streams(seed)
+        train_rows, heldout_rows = self._holdout(scaled.shape[0], s.validation_fraction, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # network initialization, without touching the caller's stream
             objective = self._build(s, data.shape[1])
         shape = s.preset.event_shape or (data.shape[1],)
-        tensor = torch.from_numpy(data).to(device).view(-1, *shape)
+        every_row = torch.from_numpy(scaled).to(device).view(-1, *shape)
+        tensor = every_row[torch.from_numpy(train_rows).to(device)]
         objective.to(device)
         per_epoch = DataOrder.batches_per_epoch(tensor.shape[0], s.batch_size)
+        steps = s.iterations(tensor.shape[0], per_epoch)
         optim = {g: s.optim[g] for g in objective.optimizer_groups()}
         loop = Loop(
-            objective, Batch(tensor), optim, batch_size=s.batch_size, steps=s.epochs * per_epoch,
+            objective, Batch(tensor), optim, batch_size=s.batch_size, steps=steps,
             generator=streams.sampler(device), data_generator=streams.data(), device=device,
             ema=s.ema, lr_schedule=s.lr_schedule,
         )  # fmt: skip
         loop.initialize(streams.init_rows(tensor.shape[0], 1000))
         history = EpochHistory()
-        callbacks: list[Callback] = [history]
+        epochs = math.ceil(steps / per_epoch)
+        health = TrainingHealth(
+            history, tensor[streams.init_rows(tensor.shape[0], 1000).to(device)],
+            every_row[torch.from_numpy(heldout_rows[:2000]).to(device)] if heldout_rows.size else None,
+            every=max(1, math.ceil(epochs / MAX_CHECKS)), chains=chains, chain_steps=CHAIN_STEPS,
+            sampler=SAMPLERS.build(s.diagnostic_sampler, key="diagnostic_sampler"), seed=seed,
+        )  # fmt: skip
+        callbacks: list[Callback] = [history, health]
+        best = BestHeldout(history) if s.selection == "best" else None
+        if best is not None:
+            callbacks.append(best)
         if self.checkpoint_dir is not None:
             fingerprint = {"settings": s.to_config(), "seed": seed, "n_estimators": self.n_estimators,
                            "networks": repr(objective), "data": hashlib.sha256(data.tobytes()).hexdigest(),
@@ -363,15 +420,52 @@ class NRFDetector(BaseEstimator):
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"{exc}; lower the learning rates or the sampler's step_size") from None
         loop.finish()
+        self.selected_epoch_ = len(history.epochs)
+        if best is not None and best.state is not None:
+            objective.load_state_dict(best.state)
+            self.selected_epoch_ = best.epoch
         objective.eval()
         self.objective_ = objective
         self.event_shape_ = tuple(shape)
         self.history_ = history.epochs
         self.n_iter_ = loop.step
-        energies = self._member_energies(data, rows="the training data")
+        self.health_flags_ = self._health_flags()
+        energies = self._member_energies(scaled, rows="the training data")
         self.member_stats_ = np.stack([energies.mean(1), energies.std(1)], axis=1)
         self._set_scores(self._combine(energies))
         return self
+
+    @staticmethod
+    def _holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the training and the held-out rows (none held out below 20 rows)."""
+        count = round(fraction * n) if n >= 20 else 0
+        order = np.random.RandomState(seed % (2**32 - 1)).permutation(n)
+        return np.sort(order[count:]), np.sort(order[:count])
+
+    def _fit_scaling(self, data: np.ndarray, scaling: str) -> None:
+        """Per-feature mean and scale of the training rows (``scaling="standard"``), or none.
+        Features whose spread is below 1e-6 of their magnitude (constant) keep scale 1."""
+        if scaling == "none":
+            self.scale_mean_ = self.scale_sd_ = None
+            return
+        mean = data.mean(axis=0, dtype=np.float64)
+        sd = data.std(axis=0, dtype=np.float64)
+        sd[sd <= 1e-6 * (1.0 + np.abs(mean))] = 1.0
+        self.scale_mean_, self.scale_sd_ = mean, sd
+
+    def _scale(self, data: np.ndarray) -> np.ndarray:
+        if getattr(self, "scale_mean_", None) is None:
+            return data
+        return ((data - self.scale_mean_) / self.scale_sd_).astype(np.float32)
+
+    def _health_flags(self) -> list[str]:
+        """The diagnostics' flags of the fit's last checked epoch, each also a ``UserWarning``."""
+        checked = [e for e in self.history_ if "energy_mean" in e]
+        flags = health_flags(checked[-1]) if checked else []
+        for flag in flags:
+            warnings.warn(f"NRFDetector.fit: the fit ends in a state its diagnostics flag: {flag}",
+                          UserWarning, stacklevel=3)  # fmt: skip
+        return flags
 
     def _set_scores(self, scores: np.ndarray) -> None:
         self.decision_scores_ = scores
@@ -406,7 +500,7 @@ class NRFDetector(BaseEstimator):
         return ((energies - mean) / np.where(std > 0, std, 1.0)).mean(0)
 
     def _energies(self, data: np.ndarray) -> np.ndarray:
-        return self._combine(self._member_energies(data))
+        return self._combine(self._member_energies(self._scale(data)))
 
     # --- scoring ---------------------------------------------------------------------
 
@@ -486,6 +580,9 @@ class NRFDetector(BaseEstimator):
         tensors = {f"model/{k}": v.detach().cpu() for k, v in self.objective_.state_dict().items()}
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
         tensors["member_stats"] = torch.from_numpy(np.asarray(self.member_stats_, dtype=np.float64))
+        if self.scale_mean_ is not None:
+            tensors["scale_mean"] = torch.from_numpy(np.asarray(self.scale_mean_, dtype=np.float64))
+            tensors["scale_sd"] = torch.from_numpy(np.asarray(self.scale_sd_, dtype=np.float64))
         state = {
             "detector": FORMAT,
             "params": params,
@@ -493,6 +590,8 @@ class NRFDetector(BaseEstimator):
             "input_shape": list(self.input_shape_),
             "history": self.history_,
             "n_iter": self.n_iter_,
+            "selected_epoch": self.selected_epoch_,
+            "health_flags": list(self.health_flags_),
         }
         json.dumps(state)  # fail before writing anything if a parameter is not JSON-able
         ckpt.save_checkpoint(target, tensors, state)
@@ -536,13 +635,13 @@ class NRFDetector(BaseEstimator):
         if unknown:
             raise ValueError(f"{path}: saved parameter {unknown[0]!r} is not one of NRFDetector's")
         det = cls(**params)
+        det.input_shape_ = tuple(state["input_shape"])
+        det.n_features_in_ = math.prod(det.input_shape_)
         try:
             s = det._settings()
             det._recovery_settings()
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: the saved parameters are not valid: {exc}") from None
-        det.input_shape_ = tuple(state["input_shape"])
-        det.n_features_in_ = math.prod(det.input_shape_)
         objective = det._build(s, det.n_features_in_)
         model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
         try:
@@ -558,6 +657,18 @@ class NRFDetector(BaseEstimator):
         det.event_shape_ = tuple(s.preset.event_shape or (det.n_features_in_,))
         det.history_ = state["history"]
         det.n_iter_ = state["n_iter"]
+        det.selected_epoch_ = int(state.get("selected_epoch", len(det.history_)))
+        det.health_flags_ = [str(f) for f in state.get("health_flags", [])]
+        if ("scale_mean" in tensors) != (s.scaling == "standard"):
+            raise ckpt.CheckpointError(f"{path}: the saved scaling does not match scaling={s.scaling!r}")
+        det.scale_mean_ = tensors["scale_mean"].numpy() if "scale_mean" in tensors else None
+        det.scale_sd_ = tensors["scale_sd"].numpy() if "scale_sd" in tensors else None
+        for name in ("scale_mean_", "scale_sd_"):
+            value = getattr(det, name)
+            if value is not None and value.shape != (det.n_features_in_,):
+                raise ckpt.CheckpointError(
+                    f"{path}: tensor {name[:-1]!r} does not have {det.n_features_in_} values"
+                )
         scores = tensors["decision_scores"].numpy()
         if "member_stats" in tensors:
             det.member_stats_ = tensors["member_stats"].numpy()

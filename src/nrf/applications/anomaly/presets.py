@@ -26,7 +26,7 @@ of features; ``mnist`` needs 784 features (28 x 28 images).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nrf._checks import check_choice
@@ -37,7 +37,8 @@ class DetectorPreset:
     """Networks (by :func:`~nrf.energies.paper_potential` / :func:`~nrf.generators.paper_generator`
     name) and the component specs of one preset."""
 
-    network: str
+    name: str
+    network: str  # the paper potential / generator of the generator-based methods
     event_shape: tuple[int, ...] | None  # None: (n_features,)
     batch_size: int
     epochs: int
@@ -49,10 +50,35 @@ class DetectorPreset:
     lr_schedule: str = "constant"
     potential_init: str = "data"
     sigma: float = 0.0
+    method: str = "inclusive"  # the detector's method when its `method` is None
+    scaling: str = "none"  # "standard": features standardized on the training rows
+    min_iterations: int = 1000  # preset epochs are raised to at least this many iterations
+    validation_fraction: float = 0.0  # share of the training rows held out for the diagnostics
+    # the energy network of the methods without a generator (dsm, ssm, nce): MLPEnergy options
+    score_network: Mapping[str, Any] = field(
+        default_factory=lambda: {"hidden": (128, 128), "activation": "softplus", "norm": "none"}
+    )
+    # options of those methods' objectives, and their optimizer
+    score_objectives: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: {
+            "dsm": {"sigmas": (0.1,)},
+            "ssm": {"n_projections": 1},
+            "nce": {"noise_ratio": 4},
+        }
+    )
+    score_optim: Mapping[str, Any] = field(
+        default_factory=lambda: {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
+    )
+    score_lr_schedule: str = "cosine"
+    # the Langevin sampler of the diagnostic chains (and of sampling dsm / ssm / nce models)
+    diagnostic_sampler: Mapping[str, Any] = field(
+        default_factory=lambda: {"name": "langevin", "step_size": 0.01}
+    )
 
 
 DETECTOR_PRESETS: dict[str, DetectorPreset] = {
     "tabular": DetectorPreset(
+        name="tabular",
         network="kdd",
         event_shape=None,
         batch_size=1024,
@@ -69,6 +95,7 @@ DETECTOR_PRESETS: dict[str, DetectorPreset] = {
         lr_schedule="cosine",
     ),
     "mnist": DetectorPreset(
+        name="mnist",
         network="mnist",
         event_shape=(1, 28, 28),
         batch_size=100,
@@ -95,11 +122,44 @@ DETECTOR_PRESETS: dict[str, DetectorPreset] = {
 }
 
 
-def detector_preset(name: str) -> DetectorPreset:
-    """The preset called ``name`` (``"tabular"`` or ``"mnist"``).
+DETECTOR_PRESETS["tabular-stable"] = replace(
+    DETECTOR_PRESETS["tabular"],
+    name="tabular-stable",
+    method="dsm",
+    scaling="standard",
+    epochs=10,
+    validation_fraction=0.1,
+    score_objectives={"dsm": {"sigmas": (0.1,)}, "ssm": {"n_projections": 1}, "nce": {"noise_ratio": 4}},
+)
+DETECTOR_PRESETS["mnist-stable"] = replace(
+    DETECTOR_PRESETS["mnist"],
+    name="mnist-stable",
+    method="dsm",
+    batch_size=128,
+    epochs=40,
+    validation_fraction=0.1,
+    score_network={"hidden": (512, 512), "activation": "softplus", "norm": "none"},
+    score_objectives={
+        "dsm": {"sigmas": tuple(round(0.05 * 20 ** (k / 7), 4) for k in range(8)), "sigma": 0.05},
+        "ssm": {"n_projections": 1},
+        "nce": {"noise_ratio": 4, "noise_shrinkage": 0.05},
+    },
+    diagnostic_sampler={"name": "langevin", "step_size": 1e-4, "clamp": (0.0, 1.0)},
+)
+PRESET_NAMES = ("auto", *DETECTOR_PRESETS)
+
+
+def detector_preset(name: str, input_shape: tuple[int, ...] | None = None) -> DetectorPreset:
+    """The preset called ``name``; ``"auto"`` is ``"mnist-stable"`` for rows of 28 x 28 images
+    (``input_shape`` ``(28, 28)`` or ``(1, 28, 28)``) and ``"tabular-stable"`` otherwise.
 
     >>> detector_preset("tabular").epochs
     15
+    >>> detector_preset("auto", (20,)).name
+    'tabular-stable'
     """
-    check_choice("network", name, list(DETECTOR_PRESETS))
+    check_choice("network", name, PRESET_NAMES)
+    if name == "auto":
+        images = input_shape is not None and tuple(input_shape) in ((28, 28), (1, 28, 28))
+        return DETECTOR_PRESETS["mnist-stable" if images else "tabular-stable"]
     return DETECTOR_PRESETS[name]

@@ -18,13 +18,16 @@ import numpy as np
 
 from nrf._checks import check_box, check_choice, check_positive, check_positive_int
 from nrf.applications.anomaly.presets import DetectorPreset, detector_preset
-from nrf.energies import paper_potential
+from nrf.energies import BatchedMLPEnergy, MLPEnergy, paper_potential
 from nrf.generators import paper_generator
 from nrf.objectives import OBJECTIVES, Objective
 from nrf.registry import plain
 from nrf.samplers import SAMPLERS
 
-METHODS = ("inclusive", "cd")
+METHODS = ("inclusive", "cd", "dsm", "ssm", "nce")
+SCORE_METHODS = ("dsm", "ssm", "nce")  # one energy network, no generator, no sampling in training
+SCALINGS = ("standard", "none")
+SELECTIONS = ("final", "best")
 SAMPLER_CHOICES = ("sgld", "sghmc")
 OPTIMIZER_CHOICES = ("adam", "rmsprop")
 LR_SCHEDULE_CHOICES = ("constant", "cosine")
@@ -47,6 +50,7 @@ class DetectorSettings:
     """
 
     preset: DetectorPreset
+    method: str
     objective: dict[str, Any]
     sampler: dict[str, Any]
     optim: dict[str, dict[str, Any]]
@@ -56,15 +60,30 @@ class DetectorSettings:
     potential_init: str
     ema: float | None
     lr_schedule: str
+    scaling: str
+    validation_fraction: float
+    selection: str
+    min_iterations: int
+    epochs_given: bool
+    diagnostic_sampler: dict[str, Any]
+
+    def iterations(self, n_rows: int, per_epoch: int) -> int:
+        """Iterations of a fit with ``per_epoch`` batches per epoch: ``epochs`` epochs, raised
+        to at least ``min_iterations`` when the epochs are the preset's (not given)."""
+        steps = self.epochs * per_epoch
+        return steps if self.epochs_given else max(steps, self.min_iterations)
 
     def to_config(self) -> dict[str, Any]:
         """The settings as plain data (for benchmark records)."""
         return plain(
             {
-                "network": self.preset.network, "objective": self.objective, "sampler": self.sampler,
-                "optim": self.optim, "epochs": self.epochs, "batch_size": self.batch_size,
-                "sigma": self.sigma, "potential_init": self.potential_init, "ema": self.ema,
-                "lr_schedule": self.lr_schedule,
+                "network": self.preset.name, "method": self.method, "objective": self.objective,
+                "sampler": self.sampler, "optim": self.optim, "epochs": self.epochs,
+                "batch_size": self.batch_size, "sigma": self.sigma, "potential_init": self.potential_init,
+                "ema": self.ema, "lr_schedule": self.lr_schedule, "scaling": self.scaling,
+                "validation_fraction": self.validation_fraction, "selection": self.selection,
+                "min_iterations": self.min_iterations, "epochs_given": self.epochs_given,
+                "diagnostic_sampler": self.diagnostic_sampler,
             }
         )  # fmt: skip
 
@@ -81,18 +100,36 @@ def _check_clamp(given: Any, value: Any) -> tuple[float, float] | None:
         ) from None
 
 
-def resolve_settings(d: Any) -> DetectorSettings:
+def _check_options(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"objective_options must be a dict of option names to values or None, got {value!r}")
+    reserved = sorted(set(value) & {"name", "energy", "generator", "sampler"})
+    if reserved:
+        raise ValueError(f"objective_options: {reserved[0]!r} is set by the detector, not an option")
+    return dict(value)
+
+
+def resolve_settings(d: Any, input_shape: tuple[int, ...] | None = None) -> DetectorSettings:
     """The arguments of a detector ``d`` (its ``get_params()`` as attributes), validated, with
-    the preset's values for ``None``; errors name the argument."""
+    the preset's values for ``None``; errors name the argument. ``input_shape`` (one row's
+    shape) decides ``network="auto"``."""
     c = d.contamination
     if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 0.5:
         raise ValueError(f"contamination must be a number in (0, 0.5], got {c!r}")
-    check_choice("method", d.method, METHODS)
     check_choice("sampler", d.sampler, SAMPLER_CHOICES)
     check_choice("revision", d.revision, ("paper", "x-only"))
     check_choice("device", d.device, ("cpu", "cuda", "auto"))
-    preset = detector_preset(d.network)
+    check_choice("selection", d.selection, SELECTIONS)
+    preset = detector_preset(d.network, input_shape)
+    method = check_choice("method", preset.method if d.method is None else d.method, METHODS)
+    options = _check_options(d.objective_options)
     check_positive_int("n_estimators", d.n_estimators)
+    if method == "nce" and d.n_estimators > 1:
+        raise ValueError(
+            f"n_estimators > 1 is not available for method='nce' (one log-normalizer), got {d.n_estimators}"
+        )
     custom = [name for name in ("energy", "generator") if getattr(d, name) is not None]
     if d.n_estimators > 1 and custom:
         raise ValueError(
@@ -126,12 +163,17 @@ def resolve_settings(d: Any) -> DetectorSettings:
     alpha_p = check_positive("alpha_p", pick(d.alpha_p, preset.objective["alpha_p"]), allow_zero=True)
     control = check_choice("control", pick(d.control, preset.objective["control"]), CONTROLS)
     objective: dict[str, Any]
-    if d.method == "cd":
+    if method == "cd":
         objective = {"name": "cd", "k": steps, "start": "data", "alpha": alpha_p}
-    else:
+    elif method == "inclusive":
         objective = {"name": "inclusive", "steps": steps, "revision": d.revision, "alpha_p": alpha_p,
                      "control": control}  # fmt: skip
+    else:
+        objective = {"name": method, **preset.score_objectives.get(method, {})}
+    objective.update(options)
     # the optimizers
+    if d.optimizer is not None:
+        check_choice("optimizer", d.optimizer, OPTIMIZER_CHOICES)
     optimizer = check_choice(
         "optimizer", pick(d.optimizer, preset.optim["energy"]["name"]), OPTIMIZER_CHOICES
     )
@@ -145,7 +187,19 @@ def resolve_settings(d: Any) -> DetectorSettings:
     if not numbers_ok or not all(0 <= b < 1 for b in betas):
         raise ValueError(f"betas must be two numbers in [0, 1), got {d.betas!r}")
     optim: dict[str, dict[str, Any]] = {}
-    for group, spec in preset.optim.items():
+    if method in SCORE_METHODS:  # one energy network: the preset's optimizer for these methods
+        score_spec = dict(preset.score_optim)
+        given = d.optimizer is not None and d.optimizer != score_spec["name"]
+        built = {
+            "name": optimizer if given else score_spec["name"],
+            "lr": float(check_positive("lr", pick(d.lr, score_spec["lr"]))),
+        }
+        if built["name"] == "adam":
+            built["betas"] = tuple(
+                float(b) for b in (betas if d.betas is not None else score_spec.get("betas", betas))
+            )
+        optim["energy"] = built
+    for group, spec in () if method in SCORE_METHODS else preset.optim.items():
         if optimizer == spec["name"]:
             built = {**spec, "lr": lrs[group]}
         else:  # another optimizer than the preset's: its own defaults (RMSprop: the authors')
@@ -160,10 +214,33 @@ def resolve_settings(d: Any) -> DetectorSettings:
     elif isinstance(ema, (str, bool)) or not (isinstance(ema, numbers.Real) and 0.0 < float(ema) < 1.0):
         raise ValueError(f"ema must be a number in (0, 1), 'off' or None, got {d.ema!r}")
     sigma = check_positive("sigma", pick(d.sigma, preset.sigma), allow_zero=True)
-    if d.method == "inclusive" and d.revision == "paper" and sigma == 0.0 and d.generator is None:
+    if method == "inclusive" and d.revision == "paper" and sigma == 0.0 and d.generator is None:
         raise ValueError("sigma must be > 0 with revision='paper'; use revision='x-only' for sigma = 0")
+    scaling = check_choice("scaling", pick(d.scaling, preset.scaling), SCALINGS)
+    fraction = pick(d.validation_fraction, preset.validation_fraction)
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not 0.0 <= float(fraction) < 0.5
+    ):
+        raise ValueError(
+            f"validation_fraction must be a number in [0, 0.5) or None, got {d.validation_fraction!r}"
+        )
+    if d.selection == "best" and float(fraction) == 0.0:
+        raise ValueError("selection='best' chooses on held-out rows: set validation_fraction > 0")
+    if d.selection == "best" and method not in SCORE_METHODS:
+        raise ValueError(
+            f"selection='best' compares the held-out loss, which method={method!r} does not have "
+            f"(choose one of {list(SCORE_METHODS)}, or selection='final')"
+        )
+    diagnostic = dict(preset.diagnostic_sampler)
+    if method in SCORE_METHODS:  # these methods sample (sample(), restoration) with this sampler
+        if d.step_size is not None:
+            diagnostic["step_size"] = check_positive("step_size", d.step_size)
+        sampler = dict(diagnostic)
+    lr_schedule_default = preset.score_lr_schedule if method in SCORE_METHODS else preset.lr_schedule
     return DetectorSettings(
-        preset=preset, objective=objective, sampler=sampler, optim=optim,
+        preset=preset, method=method, objective=objective, sampler=sampler, optim=optim,
         epochs=check_positive_int("epochs", pick(d.epochs, preset.epochs)),
         batch_size=check_positive_int("batch_size", pick(d.batch_size, preset.batch_size)),
         sigma=sigma,
@@ -171,8 +248,11 @@ def resolve_settings(d: Any) -> DetectorSettings:
                                     list(POTENTIAL_INITS)),
         ema=None if ema is None else float(ema),
         lr_schedule=check_choice(
-            "lr_schedule", pick(d.lr_schedule, preset.lr_schedule), LR_SCHEDULE_CHOICES
+            "lr_schedule", pick(d.lr_schedule, lr_schedule_default), LR_SCHEDULE_CHOICES
         ),
+        scaling=scaling, validation_fraction=float(fraction), selection=d.selection,
+        min_iterations=preset.min_iterations, epochs_given=d.epochs is not None,
+        diagnostic_sampler=diagnostic,
     )  # fmt: skip
 
 
@@ -188,8 +268,12 @@ def build_objective(d: Any, s: DetectorSettings, n_features: int) -> Objective:
         )
     wide: dict[str, Any] = {} if preset.event_shape else {"event_shape": shape}
     models = None if d.n_estimators == 1 else d.n_estimators
+    energy: Any
     if d.energy is not None:
         energy = copy.deepcopy(d.energy)
+    elif s.method in SCORE_METHODS:
+        net = dict(preset.score_network)
+        energy = MLPEnergy(shape, **net) if models is None else BatchedMLPEnergy(models, shape, **net)
     else:
         energy = paper_potential(preset.network, models, **wide, **POTENTIAL_INITS[s.potential_init])
     sampler = SAMPLERS.build(s.sampler, key="sampler")
