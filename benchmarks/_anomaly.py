@@ -23,52 +23,74 @@ from typing import Any
 
 import numpy as np
 
-BASELINES = ("IForest", "HBOS", "ECOD", "OCSVM", "KDE", "AutoEncoder", "DeepSVDD")
+BASELINES = ("IForest", "HBOS", "ECOD", "OCSVM", "KDE", "KNN", "LOF", "AutoEncoder", "VAE", "DeepSVDD")
 BASELINE_NOTES = {
     "IForest": "100 trees",
     "HBOS": "10 bins",
     "ECOD": "",
     "OCSVM": "RBF, nu 0.5, gamma 1/d",
     "KDE": "Gaussian, bandwidth 1",
+    "KNN": "5 neighbours, largest distance",
+    "LOF": "20 neighbours",
     "AutoEncoder": "64-32 ReLU",
+    "VAE": "128-64-32 ReLU, latent 2",
     "DeepSVDD": "64-32 ReLU",
 }
-DEEP_EPOCHS = {"AutoEncoder": "epoch_num", "DeepSVDD": "epochs"}  # PyOD's name for the epochs
+DEEP_EPOCHS = {"AutoEncoder": "epoch_num", "VAE": "epoch_num", "DeepSVDD": "epochs"}  # PyOD's name
 
 
-ENSEMBLE = 3  # models of the "nrf SGLD x3" / "nrf SGHMC x3" rows (NRFDetector n_estimators)
-NRF_METHODS = {"sgld": "nrf SGLD", "sghmc": "nrf SGHMC",
-               "sgld-x3": f"nrf SGLD x{ENSEMBLE}", "sghmc-x3": f"nrf SGHMC x{ENSEMBLE}"}  # fmt: skip
+ENSEMBLE = 3  # models of the "x3" rows (NRFDetector n_estimators)
+# --methods key -> (table row, NRFDetector arguments, preset family): "paper" rows use the
+# paper's preset of the benchmark ("tabular" / "mnist"), "stable" rows its stable preset,
+# "default" rows no preset at all (NRFDetector() as a user would make it)
+NRF_METHODS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "sgld": ("nrf SGLD", {"sampler": "sgld"}, "paper"),
+    "sghmc": ("nrf SGHMC", {"sampler": "sghmc"}, "paper"),
+    "sgld-x3": (f"nrf SGLD x{ENSEMBLE}", {"sampler": "sgld", "n_estimators": ENSEMBLE}, "paper"),
+    "sghmc-x3": (f"nrf SGHMC x{ENSEMBLE}", {"sampler": "sghmc", "n_estimators": ENSEMBLE}, "paper"),
+    "sgld-pcd": ("nrf SGLD PCD", {"sampler": "sgld", "objective_options": {"persistent": 10000}}, "paper"),
+    "dsm": ("nrf DSM", {"method": "dsm"}, "stable"),
+    "dsm-x3": (f"nrf DSM x{ENSEMBLE}", {"method": "dsm", "n_estimators": ENSEMBLE}, "stable"),
+    "ssm": ("nrf SSM", {"method": "ssm"}, "stable"),
+    "nce": ("nrf NCE", {"method": "nce"}, "stable"),
+    "default": ("nrf default", {}, "default"),
+}
+NRF_ROWS = {row: (key, kwargs, family) for key, (row, kwargs, family) in NRF_METHODS.items()}
 
 
 def paper_key(method: str) -> str:
-    """The paper's row for ``method``: an ensemble row compares with its sampler's row."""
-    return method.removesuffix(f" x{ENSEMBLE}")
+    """The paper's row for ``method``: an ensemble or persistent row compares with its sampler's row."""
+    return method.removesuffix(f" x{ENSEMBLE}").removesuffix(" PCD")
 
 
 def settings_note(method: str, settings: dict[str, Any], nrf_note: str = "") -> str:
     """The table's settings column: PyOD's notes (with the deep models' epochs and batch),
-    or the nrf run's epochs, ``nrf_note`` and the number of models (from ``settings``)."""
+    or the nrf run's method, epochs, ``nrf_note`` (paper rows) and the number of models."""
     if method in DEEP_EPOCHS:
         epochs = settings[DEEP_EPOCHS[method]]
         return f"{BASELINE_NOTES[method]}, {epochs} epochs, batch {settings['batch_size']}"
     if method in BASELINE_NOTES:
         return BASELINE_NOTES[method]
-    epochs = settings.get("epochs") or settings["preset"]["epochs"]
-    note = ", ".join(x for x in (f"final model, {epochs} epochs", nrf_note) if x)
-    if method.endswith(f" x{ENSEMBLE}"):
-        return f"{note}, {ENSEMBLE} models (mean standardized energy)"
-    return note
+    preset = settings["preset"]
+    family = NRF_ROWS[method][2] if method in NRF_ROWS else "paper"
+    chosen = "best held-out loss" if preset.get("selection") == "best" else "final model"
+    parts = [f"{preset['network']}: {preset['method']}, {chosen}, {preset['epochs']} epochs"]
+    if family == "paper" and nrf_note:
+        parts.append(nrf_note)
+    if family != "paper":
+        parts.append(f"{preset['scaling']} scaling, {preset['objective']}")
+    if settings.get("n_estimators", 1) > 1:
+        parts.append(f"{settings['n_estimators']} models (mean standardized energy)")
+    return ", ".join(parts)
 
 
 def select_methods(spec: str, ensembles: bool = False) -> list[str]:
-    """``--methods``: ``all`` or a comma-separated subset of sgld, sghmc, sgld-x3, sghmc-x3
-    and the PyOD names; ``all`` includes the ensembles only with ``ensembles``."""
-    singles = [NRF_METHODS["sgld"], NRF_METHODS["sghmc"]]
+    """``--methods``: ``all`` or a comma-separated subset of the keys of :data:`NRF_METHODS`
+    and the PyOD names; ``all`` includes the x3 ensembles only with ``ensembles``."""
     if spec == "all":
-        ens = [NRF_METHODS["sgld-x3"], NRF_METHODS["sghmc-x3"]] if ensembles else []
-        return [*singles, *ens, *BASELINES]
-    keys = {**NRF_METHODS, **{b.lower(): b for b in BASELINES}}
+        nrf = [row for key, (row, _, _) in NRF_METHODS.items() if ensembles or not key.endswith("-x3")]
+        return [*nrf, *BASELINES]
+    keys = {**{k: row for k, (row, _, _) in NRF_METHODS.items()}, **{b.lower(): b for b in BASELINES}}
     wanted = [s.strip().lower() for s in spec.split(",")]
     unknown = [w for w in wanted if w not in keys]
     if unknown:
@@ -80,7 +102,8 @@ def make_baseline(
     name: str, n_features: int, seed: int, *, batch_size: int, epochs: int, device: str = "cpu"
 ) -> Any:
     """A PyOD detector by name (imported here: PyOD is a benchmark extra). ``device`` goes
-    to the AutoEncoder; PyOD's DeepSVDD has no device argument and picks CUDA when it can."""
+    to the AutoEncoder and the VAE; PyOD's DeepSVDD has no device argument and picks CUDA
+    when it can."""
     try:
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.deep_svdd import DeepSVDD
@@ -88,7 +111,10 @@ def make_baseline(
         from pyod.models.hbos import HBOS
         from pyod.models.iforest import IForest
         from pyod.models.kde import KDE
+        from pyod.models.knn import KNN
+        from pyod.models.lof import LOF
         from pyod.models.ocsvm import OCSVM
+        from pyod.models.vae import VAE
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("the PyOD baselines need the bench extra: pip install -e '.[bench]'") from exc
     makers: dict[str, Callable[[], Any]] = {
@@ -97,9 +123,12 @@ def make_baseline(
         "ECOD": lambda: ECOD(),
         "OCSVM": lambda: OCSVM(),
         "KDE": lambda: KDE(),
+        "KNN": lambda: KNN(),
+        "LOF": lambda: LOF(),
         "AutoEncoder": lambda: AutoEncoder(
             epoch_num=10, batch_size=batch_size, verbose=0, random_state=seed, device=device
         ),
+        "VAE": lambda: VAE(epoch_num=10, batch_size=batch_size, verbose=0, random_state=seed, device=device),
         "DeepSVDD": lambda: DeepSVDD(
             n_features=n_features, epochs=epochs, batch_size=batch_size, verbose=0, random_state=seed
         ),
@@ -119,17 +148,18 @@ def method_factory(
     contamination: float = 0.1,
     device: str = "cpu",
 ) -> Callable[[], Any]:
-    """A zero-argument maker of a fresh detector for ``method`` ("nrf SGLD", "nrf SGHMC",
-    "nrf SGLD x3", ... or a PyOD name), all with the same ``contamination``; nrf and the
-    AutoEncoder run on ``device``."""
-    if method.startswith("nrf "):
+    """A zero-argument maker of a fresh detector for ``method`` (a row of
+    :data:`NRF_METHODS` or a PyOD name), all with the same ``contamination``; nrf and the
+    deep PyOD models run on ``device``. ``network`` is the benchmark's paper preset; its
+    stable preset is ``network + "-stable"``."""
+    if method in NRF_ROWS:
         from nrf.applications import NRFDetector
 
-        words = method.split()
-        sampler = words[1].lower()
-        models = int(words[2][1:]) if len(words) > 2 else 1
-        return lambda: NRFDetector(contamination, network=network, sampler=sampler, epochs=nrf_epochs,
-                                   n_estimators=models, device=device, random_state=seed)  # fmt: skip
+        _, kwargs, family = NRF_ROWS[method]
+        preset = {"paper": {"network": network}, "stable": {"network": f"{network}-stable"}, "default": {}}
+        epochs = {} if nrf_epochs is None else {"epochs": nrf_epochs}
+        return lambda: NRFDetector(contamination, **preset[family], **kwargs, **epochs,
+                                   device=device, random_state=seed)  # fmt: skip
 
     def make() -> Any:
         det = make_baseline(

@@ -56,9 +56,10 @@ PAPER = {  # Table IV (precision, recall, F1); the authors' best epoch on the te
     "nrf SGHMC": (0.9501, 0.9651, 0.9575),
     "OCSVM": (0.7457, 0.8523, 0.7954),
 }
-# Training rows of the kernel methods: their scoring cost grows with training rows x test
-# rows (247k test rows here): KDE on 2,000 rows already takes about 2 minutes per split.
-KERNEL_LIMIT = {"OCSVM": 10_000, "KDE": 2_000}
+# Training rows of the kernel and neighbour methods: their scoring cost grows with training
+# rows x test rows (247k test rows here): KDE on 2,000 rows already takes about 2 minutes
+# per split.
+KERNEL_LIMIT = {"OCSVM": 10_000, "KDE": 2_000, "KNN": 10_000, "LOF": 10_000}
 CONTAMINATION = 0.05
 
 
@@ -66,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", type=int, default=None, help="random splits (default 20, quick 2)")
     parser.add_argument("--root", default=None, help="data root (default: $NRF_DATA_DIR, ~/.cache/nrf)")
     parser.add_argument(
-        "--methods", default="all", help="comma-separated: sgld,sghmc,sgld-x3,sghmc-x3 and PyOD names"
+        "--methods",
+        default="all",
+        help="comma-separated: sgld,sghmc,sgld-x3,sghmc-x3,sgld-pcd,dsm,dsm-x3,ssm,nce,default, PyOD names",
     )
     parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 15)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/kdd-progress.jsonl")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from _anomaly import (
+    NRF_ROWS,
     Progress,
     add_report_argument,
     detector_settings,
@@ -59,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seeds", type=int, default=1, help="runs per digit and method (default 1)")
     parser.add_argument(
-        "--methods", default="all", help="comma-separated: sgld,sghmc,sgld-x3,sghmc-x3 and PyOD names"
+        "--methods",
+        default="all",
+        help="comma-separated: sgld,sghmc,sgld-x3,sghmc-x3,sgld-pcd,dsm,dsm-x3,ssm,nce,default, PyOD names",
     )
     parser.add_argument("--epochs", type=int, default=None, help="nrf epochs (default: the preset's 50)")
     parser.add_argument(
@@ -110,8 +113,11 @@ def run(args: argparse.Namespace) -> BenchResult:
             for method in methods:
                 if progress.has(method, key, settings[method]):
                     continue
+                images = method in NRF_ROWS  # nrf takes the images as images (network="auto" sees them)
                 _, scores, fit_s, score_s = fit_and_score(
-                    _maker(method, seed, epochs, args.device), train, test
+                    _maker(method, seed, epochs, args.device),
+                    train.reshape(-1, 1, 28, 28) if images else train,
+                    test.reshape(-1, 1, 28, 28) if images else test,
                 )
                 auroc = 100.0 * float(roc_auc_score(y, scores))
                 progress.add({"method": method, "split": key, "digit": digit, "seed": seed,

@@ -121,11 +121,18 @@ class NRFDetector(BaseEstimator):
     contamination:
         Expected fraction of outliers in the training data, in (0, 0.5]; sets ``threshold_``.
     method:
-        ``"inclusive"`` (Inclusive-NRF: potential + auxiliary generator, Algorithm 1) or
-        ``"cd"`` (contrastive divergence: ``revision_steps`` sampler steps from the data).
+        The learning method: ``"dsm"`` (denoising score matching, one or several noise
+        levels), ``"ssm"`` (sliced score matching), ``"nce"`` (noise-contrastive estimation
+        against a Gaussian fitted to the data), ``"inclusive"`` (Inclusive-NRF: potential +
+        auxiliary generator, Algorithm 1) or ``"cd"`` (contrastive divergence:
+        ``revision_steps`` sampler steps from the data); ``None`` for the preset's (``dsm``
+        for the stable presets, ``inclusive`` for the paper's).
     network:
-        Preset networks and hyper-parameters: ``"tabular"`` (Table VII; any number of
-        features) or ``"mnist"`` (Table VIII; 784 features or 28 x 28 images).
+        Preset networks and hyper-parameters: ``"auto"`` (``"mnist-stable"`` for rows of
+        28 x 28 images, else ``"tabular-stable"``), ``"tabular-stable"`` /
+        ``"mnist-stable"`` (the methods and settings chosen on validation splits, see
+        ``docs/experiments/stable-detector.md``), or the paper's ``"tabular"`` (Table VII;
+        any number of features) and ``"mnist"`` (Table VIII; 784 features or 28 x 28 images).
     energy, generator:
         Your own networks instead of the preset's (an energy module mapping a batch to
         ``(batch,)`` energies; a :class:`~nrf.generators.LatentGenerator`). They are
@@ -188,6 +195,25 @@ class NRFDetector(BaseEstimator):
         energies, (E_k(x) - m_k) / s_k with m_k, s_k the mean and standard deviation of
         model k's energies on the training rows; with one, the energy itself. A fit costs
         about ``n_estimators`` times one, less the per-operation overhead of small networks.
+    objective_options:
+        Options of the method's objective over the preset's (e.g. ``{"sigmas": [0.05, 0.1]}``
+        for ``dsm``, ``{"noise_ratio": 8}`` for ``nce``, ``{"persistent": 10000}`` for
+        persistent chains of ``inclusive``); checked by the objective, errors name the option.
+    scaling:
+        ``"standard"`` (each feature minus its training mean, over its standard deviation),
+        ``"minmax"`` (minus its training minimum, over its range) or ``"none"``; constant
+        features keep scale 1; ``None`` for the preset's (the paper presets: none).
+    validation_fraction:
+        Share of the training rows held out (at random, by ``random_state``) for the
+        held-out diagnostics and ``selection="best"``; the final scores still cover every
+        row. ``None`` for the preset's (0.1 for the stable presets, 0 for the paper's).
+    selection:
+        ``"final"``: keep the model of the last iteration (its parameter average);
+        ``"best"``: the checked epoch with the lowest loss on the held-out rows (dsm, ssm and
+        nce only; needs ``validation_fraction > 0``). Test data is never used.
+    diagnostic_chains:
+        Langevin chains (the preset's ``diagnostic_sampler``, 200 steps) run at each check
+        for the R-hat / ESS / kernel Stein discrepancy figures; 0 for none.
     checkpoint_dir:
         A folder for checkpoints of the fit (optional; for long fits): every
         ``checkpoint_every`` iterations (default: every epoch) the loop's whole state is
@@ -218,7 +244,23 @@ class NRFDetector(BaseEstimator):
     objective_:
         The trained :class:`~nrf.objectives.Objective` (networks in ``objective_.energy``).
     history_:
-        Per-epoch means of the training losses; ``n_iter_`` the iterations run.
+        Per-epoch means of the training losses and, at every checked epoch (every
+        ``ceil(epochs / 25)``-th and the last), the training-health figures of
+        :mod:`nrf.training.health` (``energy_mean``, ``energy_shift``, ``rank_stability``,
+        ``heldout_shift``, ``heldout_rank``, ``heldout_loss``, ``ess``, ``rhat``, ``ksd``,
+        ``energy_gap``); ``n_iter_`` the iterations run.
+    health_flags_:
+        The flags the diagnostics raise on the last checked epoch
+        (:func:`nrf.metrics.training_health.health_flags`), each also issued as a
+        ``UserWarning`` by ``fit``; empty for a healthy fit.
+    selected_epoch_:
+        The epoch whose model is kept (the last one with ``selection="final"``).
+    scale_offset_, scale_:
+        The per-feature scaling (``None`` with ``scaling="none"``).
+
+    The preset's epochs are raised to at least its ``min_iterations`` (1,000) updates, so a
+    fit on a few hundred rows trains as long as a fit on many; ``epochs`` given explicitly
+    are kept as given.
     """
 
     def __init__(
@@ -443,20 +485,25 @@ class NRFDetector(BaseEstimator):
         return np.sort(order[count:]), np.sort(order[:count])
 
     def _fit_scaling(self, data: np.ndarray, scaling: str) -> None:
-        """Per-feature mean and scale of the training rows (``scaling="standard"``), or none.
-        Features whose spread is below 1e-6 of their magnitude (constant) keep scale 1."""
+        """Per-feature offset and scale of the training rows: mean and standard deviation
+        (``scaling="standard"``), minimum and range (``"minmax"``), or none. Features whose
+        spread is below 1e-6 of their magnitude (constant) keep scale 1."""
         if scaling == "none":
-            self.scale_mean_ = self.scale_sd_ = None
+            self.scale_offset_ = self.scale_ = None
             return
-        mean = data.mean(axis=0, dtype=np.float64)
-        sd = data.std(axis=0, dtype=np.float64)
-        sd[sd <= 1e-6 * (1.0 + np.abs(mean))] = 1.0
-        self.scale_mean_, self.scale_sd_ = mean, sd
+        if scaling == "minmax":
+            offset = data.min(axis=0).astype(np.float64)
+            spread = data.max(axis=0).astype(np.float64) - offset
+        else:
+            offset = data.mean(axis=0, dtype=np.float64)
+            spread = data.std(axis=0, dtype=np.float64)
+        spread[spread <= 1e-6 * (1.0 + np.abs(offset))] = 1.0
+        self.scale_offset_, self.scale_ = offset, spread
 
     def _scale(self, data: np.ndarray) -> np.ndarray:
-        if getattr(self, "scale_mean_", None) is None:
+        if getattr(self, "scale_offset_", None) is None:
             return data
-        return ((data - self.scale_mean_) / self.scale_sd_).astype(np.float32)
+        return ((data - self.scale_offset_) / self.scale_).astype(np.float32)
 
     def _health_flags(self) -> list[str]:
         """The diagnostics' flags of the fit's last checked epoch, each also a ``UserWarning``."""
@@ -580,9 +627,9 @@ class NRFDetector(BaseEstimator):
         tensors = {f"model/{k}": v.detach().cpu() for k, v in self.objective_.state_dict().items()}
         tensors["decision_scores"] = torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64))
         tensors["member_stats"] = torch.from_numpy(np.asarray(self.member_stats_, dtype=np.float64))
-        if self.scale_mean_ is not None:
-            tensors["scale_mean"] = torch.from_numpy(np.asarray(self.scale_mean_, dtype=np.float64))
-            tensors["scale_sd"] = torch.from_numpy(np.asarray(self.scale_sd_, dtype=np.float64))
+        if self.scale_offset_ is not None:
+            tensors["scale_offset"] = torch.from_numpy(np.asarray(self.scale_offset_, dtype=np.float64))
+            tensors["scale"] = torch.from_numpy(np.asarray(self.scale_, dtype=np.float64))
         state = {
             "detector": FORMAT,
             "params": params,
@@ -659,11 +706,11 @@ class NRFDetector(BaseEstimator):
         det.n_iter_ = state["n_iter"]
         det.selected_epoch_ = int(state.get("selected_epoch", len(det.history_)))
         det.health_flags_ = [str(f) for f in state.get("health_flags", [])]
-        if ("scale_mean" in tensors) != (s.scaling == "standard"):
+        if ("scale_offset" in tensors) != (s.scaling != "none"):
             raise ckpt.CheckpointError(f"{path}: the saved scaling does not match scaling={s.scaling!r}")
-        det.scale_mean_ = tensors["scale_mean"].numpy() if "scale_mean" in tensors else None
-        det.scale_sd_ = tensors["scale_sd"].numpy() if "scale_sd" in tensors else None
-        for name in ("scale_mean_", "scale_sd_"):
+        det.scale_offset_ = tensors["scale_offset"].numpy() if "scale_offset" in tensors else None
+        det.scale_ = tensors["scale"].numpy() if "scale" in tensors else None
+        for name in ("scale_offset_", "scale_"):
             value = getattr(det, name)
             if value is not None and value.shape != (det.n_features_in_,):
                 raise ckpt.CheckpointError(

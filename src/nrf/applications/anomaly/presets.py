@@ -126,10 +126,10 @@ DETECTOR_PRESETS["tabular-stable"] = replace(
     DETECTOR_PRESETS["tabular"],
     name="tabular-stable",
     method="dsm",
-    scaling="standard",
+    scaling="minmax",
     epochs=10,
     validation_fraction=0.1,
-    score_objectives={"dsm": {"sigmas": (0.1,)}, "ssm": {"n_projections": 1}, "nce": {"noise_ratio": 4}},
+    score_objectives={"dsm": {"sigmas": (0.03,)}, "ssm": {"n_projections": 1}, "nce": {"noise_ratio": 4}},
 )
 DETECTOR_PRESETS["mnist-stable"] = replace(
     DETECTOR_PRESETS["mnist"],

@@ -26,7 +26,7 @@ from nrf.samplers import SAMPLERS
 
 METHODS = ("inclusive", "cd", "dsm", "ssm", "nce")
 SCORE_METHODS = ("dsm", "ssm", "nce")  # one energy network, no generator, no sampling in training
-SCALINGS = ("standard", "none")
+SCALINGS = ("standard", "minmax", "none")
 SELECTIONS = ("final", "best")
 SAMPLER_CHOICES = ("sgld", "sghmc")
 OPTIMIZER_CHOICES = ("adam", "rmsprop")
