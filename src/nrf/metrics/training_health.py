@@ -72,7 +72,7 @@ class HealthRules:
 
     min_rank_stability: float = 0.9
     max_heldout_rank: float = 0.75
-    max_abs_shift: float = 1.0
+    max_abs_shift: float | None = None  # None: reported only (the energy's offset is arbitrary)
     max_rhat: float | None = None  # None: R-hat is reported, not a flag (see the module docstring)
 
 
@@ -90,7 +90,11 @@ def health_flags(figures: Mapping[str, float], rules: HealthRules | None = None)
             f"heldout_rank {figures['heldout_rank']:.3f} > {r.max_heldout_rank}: held-out normal rows score "
             "above most training rows (the energy memorized the training rows or drifted)"
         )
-    if "energy_shift" in figures and abs(figures["energy_shift"]) > r.max_abs_shift:
+    if (
+        r.max_abs_shift is not None
+        and "energy_shift" in figures
+        and abs(figures["energy_shift"]) > r.max_abs_shift
+    ):
         flags.append(
             f"energy_shift {figures['energy_shift']:.3f}: the energy moved by more than {r.max_abs_shift} "
             "of its spread in the last epoch"
