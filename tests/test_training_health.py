@@ -65,7 +65,8 @@ def test_energy_figures() -> None:
     assert heldout_rank(e, e) == pytest.approx(0.5, abs=0.01)
     assert heldout_rank(e, e + 100) == 1.0
     flags = health_flags({"rank_stability": 0.3, "heldout_rank": 0.5, "energy_shift": 0.1})
-    assert len(flags) == 1 and flags[0].startswith("rank_stability 0.300")
+    assert len(flags) == 1
+    assert flags[0].startswith("rank_stability 0.300")
     assert health_flags({"energy_shift": 5.0}) == []  # the offset is arbitrary: reported only
     assert health_flags({"rhat": 3.0}) == []  # R-hat is reported, flagged only on request
     assert health_flags({"rhat": 3.0}, HealthRules(max_rhat=1.2))[0].startswith("rhat")
