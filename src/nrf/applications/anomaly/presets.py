@@ -70,6 +70,7 @@ class DetectorPreset:
         default_factory=lambda: {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
     )
     score_lr_schedule: str = "cosine"
+    score_ema: float | None = None  # their final model: the last iterate (an average lags behind)
     # the Langevin sampler of the diagnostic chains (and of sampling dsm / ssm / nce models)
     diagnostic_sampler: Mapping[str, Any] = field(
         default_factory=lambda: {"name": "langevin", "step_size": 0.01}

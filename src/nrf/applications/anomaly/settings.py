@@ -208,7 +208,8 @@ def resolve_settings(d: Any, input_shape: tuple[int, ...] | None = None) -> Dete
             built["betas"] = (float(betas[0]), float(betas[1]))
         optim[group] = built
     # the loop and the networks
-    ema: Any = preset.ema if d.ema is None else d.ema
+    default_ema = preset.score_ema if method in SCORE_METHODS else preset.ema
+    ema: Any = (default_ema if default_ema is not None else "off") if d.ema is None else d.ema
     if ema == "off":
         ema = None
     elif isinstance(ema, (str, bool)) or not (isinstance(ema, numbers.Real) and 0.0 < float(ema) < 1.0):
