@@ -6,7 +6,9 @@ With E_t the energies of a fixed set of reference training rows after epoch t, m
 their mean and standard deviation, and V_t the energies of held-out normal rows:
 
 * energy gap: mean E(data) - mean E(negatives) (contrastive methods; near 0 when the
-  negatives look like the data, large when the sampler falls behind the energy);
+  negatives look like the data, large when the sampler falls behind the energy; the epoch
+  mean of the objective's logged ``energy_data - energy_samples``, see
+  :mod:`nrf.training.health`);
 * shift: (mean E_t - mean E_{t-1}) / s_{t-1}, the move of the whole energy in units of
   its spread (the anomaly scores' offset is arbitrary, so only a trend matters);
 * rank stability: Spearman's correlation of E_t and E_{t-1} over the reference rows; an
@@ -33,11 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import spearmanr
-
-
-def energy_gap(data_energies: np.ndarray, negative_energies: np.ndarray) -> float:
-    """mean E(data) - mean E(negatives)."""
-    return float(np.mean(data_energies) - np.mean(negative_energies))
 
 
 def energy_shift(previous: np.ndarray, current: np.ndarray) -> float:

@@ -29,11 +29,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nrf._checks import check_positive, check_positive_int
+from nrf._checks import check_positive
 from nrf.data.batch import Batch
 from nrf.nn import evaluation_mode
-from nrf.objectives.base import OBJECTIVES, Objective, StepContext
-from nrf.objectives.score import DataMoments, energy_score, langevin_samples
+from nrf.objectives.base import OBJECTIVES, StepContext
+from nrf.objectives.score import DataStartObjective, energy_score
 from nrf.samplers import Sampler
 
 
@@ -46,7 +46,7 @@ def check_levels(sigmas: Sequence[float] | float) -> tuple[float, ...]:
 
 
 @OBJECTIVES.register("dsm", aliases=("denoising-score-matching", "mdsm"), context=("energy", "sampler"))
-class DenoisingScoreMatching(DataMoments, Objective):
+class DenoisingScoreMatching(DataStartObjective):
     """Single- or multi-level denoising score matching.
 
     Parameters
@@ -74,15 +74,9 @@ class DenoisingScoreMatching(DataMoments, Objective):
         sigma: float | None = None,
         sample_steps: int = 100,
     ) -> None:
-        super().__init__()
-        self.energy = energy
-        self.sampler = sampler
+        super().__init__(energy, sampler, sample_steps)
         self.sigmas = check_levels(sigmas)
         self.sigma = min(self.sigmas) if sigma is None else check_positive("sigma", sigma)
-        self.sample_steps = check_positive_int("sample_steps", sample_steps)
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"energy": [p for p in self.energy.parameters() if p.requires_grad]}
 
     def loss(self, x: torch.Tensor, noise: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         """The loss of the module docstring for rows ``x``, standard normal ``noise`` of the
@@ -118,7 +112,3 @@ class DenoisingScoreMatching(DataMoments, Objective):
         eye = torch.eye(covariance.shape[0], dtype=covariance.dtype)
         total = sum(covariance + s**2 * eye for s in levels)
         return sum(s**2 for s in levels) / sigma**2 * torch.linalg.inv(total)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""
-        return langevin_samples(self, n, self.sample_steps, generator)

@@ -35,15 +35,15 @@ from nrf._checks import check_positive, check_positive_int
 from nrf.data.batch import Batch
 from nrf.nn import evaluation_mode
 from nrf.nn.ensemble import ensemble_size
-from nrf.objectives.base import OBJECTIVES, Objective, StepContext, paired_energies
-from nrf.objectives.score import DataMoments, langevin_samples
+from nrf.objectives.base import OBJECTIVES, StepContext, paired_energies
+from nrf.objectives.score import DataStartObjective
 from nrf.samplers import Sampler
 
 NOISES = ("gaussian", "diagonal")
 
 
 @OBJECTIVES.register("nce", aliases=("noise-contrastive",), context=("energy", "sampler"))
-class NoiseContrastiveEstimation(DataMoments, Objective):
+class NoiseContrastiveEstimation(DataStartObjective):
     """NCE with a fitted Gaussian or a given noise density.
 
     Parameters
@@ -77,13 +77,11 @@ class NoiseContrastiveEstimation(DataMoments, Objective):
         noise_shrinkage: float = 0.01,
         sample_steps: int = 100,
     ) -> None:
-        super().__init__()
         if ensemble_size(energy) > 1:
             raise ValueError(
                 "the 'nce' objective learns one log-normalizer; train ensemble members one by one"
             )
-        self.energy = energy
-        self.sampler = sampler
+        super().__init__(energy, sampler, sample_steps)
         if not isinstance(noise, Distribution) and noise not in NOISES:
             raise ValueError(
                 f"noise must be 'gaussian', 'diagonal' or a torch.distributions.Distribution, got {noise!r}"
@@ -91,7 +89,6 @@ class NoiseContrastiveEstimation(DataMoments, Objective):
         self.noise = noise
         self.noise_ratio = check_positive_int("noise_ratio", noise_ratio)
         self.noise_shrinkage = check_positive("noise_shrinkage", noise_shrinkage, allow_zero=True)
-        self.sample_steps = check_positive_int("sample_steps", sample_steps)
         self.log_normalizer = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_mean", torch.zeros(0))
         self.register_buffer("noise_scale_tril", torch.zeros(0))
@@ -153,7 +150,7 @@ class NoiseContrastiveEstimation(DataMoments, Objective):
         return flat.view(n, *like.shape[1:])
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"energy": [p for p in self.energy.parameters() if p.requires_grad] + [self.log_normalizer]}
+        return {"energy": [*super().optimizer_groups()["energy"], self.log_normalizer]}
 
     def log_density(self, x: torch.Tensor, energies: torch.Tensor | None = None) -> torch.Tensor:
         """The normalized model log-density -E(x) - c."""
@@ -182,7 +179,3 @@ class NoiseContrastiveEstimation(DataMoments, Objective):
         with evaluation_mode(self), torch.no_grad():
             y = self.draw_noise(self.noise_ratio * x.shape[0], x, generator)
             return float(self.loss(x, y)[0])
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""
-        return langevin_samples(self, n, self.sample_steps, generator)

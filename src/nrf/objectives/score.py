@@ -12,7 +12,8 @@ from torch import nn
 
 from nrf._checks import check_positive_int
 from nrf.nn import evaluation_mode
-from nrf.samplers import run
+from nrf.objectives.base import Objective
+from nrf.samplers import Sampler, run
 from nrf.targets import BoltzmannTarget
 
 
@@ -63,17 +64,29 @@ class DataMoments(nn.Module):
         return self.data_mean + self.data_std * z.to(self.data_mean.dtype)
 
 
-def langevin_samples(objective: Any, n: int, steps: int, generator: torch.Generator | None) -> torch.Tensor:
-    """``steps`` transitions of ``objective.sampler`` on exp(-E) from :meth:`DataMoments.moment_starts`."""
-    if objective.sampler is None:
-        raise TypeError(
-            f"the {objective.config_name!r} objective was built without a sampler; give one "
-            "(e.g. sampler = {name = 'langevin', step_size = 0.01}) to draw samples"
-        )
-    start = objective.moment_starts(n, generator)
-    with evaluation_mode(objective):
-        state, _ = run(
-            objective.sampler, BoltzmannTarget(objective.energy), objective.sampler.init((start,)), steps,
-            generator=generator,
-        )  # fmt: skip
-    return state.position[0].detach()
+class DataStartObjective(DataMoments, Objective):
+    """Base of the objectives that never sample while training (score matching, NCE): one
+    energy network trained as the ``"energy"`` group, and an optional ``sampler`` that
+    :meth:`sample` runs for ``sample_steps`` steps on exp(-E) from the data moments."""
+
+    def __init__(self, energy: nn.Module, sampler: Sampler | None, sample_steps: int) -> None:
+        super().__init__()
+        self.energy = energy
+        self.sampler = sampler
+        self.sample_steps = check_positive_int("sample_steps", sample_steps)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"energy": [p for p in self.energy.parameters() if p.requires_grad]}
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""
+        if self.sampler is None:
+            raise TypeError(
+                f"the {self.config_name!r} objective was built without a sampler; give one "
+                "(e.g. sampler = {name = 'langevin', step_size = 0.01}) to draw samples"
+            )
+        start = self.moment_starts(n, generator)
+        with evaluation_mode(self):
+            state, _ = run(self.sampler, BoltzmannTarget(self.energy), self.sampler.init((start,)),
+                           self.sample_steps, generator=generator)  # fmt: skip
+        return state.position[0].detach()

@@ -28,15 +28,15 @@ from torch import nn
 from nrf._checks import check_bool, check_choice, check_positive_int
 from nrf.data.batch import Batch
 from nrf.nn import evaluation_mode
-from nrf.objectives.base import OBJECTIVES, Objective, StepContext
-from nrf.objectives.score import DataMoments, energy_score, langevin_samples
+from nrf.objectives.base import OBJECTIVES, StepContext
+from nrf.objectives.score import DataStartObjective, energy_score
 from nrf.samplers import Sampler
 
 PROJECTIONS = ("gaussian", "rademacher")
 
 
 @OBJECTIVES.register("ssm", aliases=("sliced-score-matching",), context=("energy", "sampler"))
-class SlicedScoreMatching(DataMoments, Objective):
+class SlicedScoreMatching(DataStartObjective):
     """Sliced score matching, plain or variance-reduced.
 
     Parameters
@@ -65,16 +65,10 @@ class SlicedScoreMatching(DataMoments, Objective):
         variance_reduction: bool = True,
         sample_steps: int = 100,
     ) -> None:
-        super().__init__()
-        self.energy = energy
-        self.sampler = sampler
+        super().__init__(energy, sampler, sample_steps)
         self.n_projections = check_positive_int("n_projections", n_projections)
         self.projection = check_choice("projection", projection, PROJECTIONS)
         self.variance_reduction = check_bool("variance_reduction", variance_reduction)
-        self.sample_steps = check_positive_int("sample_steps", sample_steps)
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"energy": [p for p in self.energy.parameters() if p.requires_grad]}
 
     def loss(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """The loss for rows ``x`` and projections ``v`` of shape ``(M, *x.shape)``."""
@@ -106,7 +100,3 @@ class SlicedScoreMatching(DataMoments, Objective):
     def validation_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float | None:
         with evaluation_mode(self):
             return float(self.loss(x, self.projections(x, generator)).detach())
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``sample_steps`` of the sampler on exp(-E), from N(data mean, data std^2) starts."""
-        return langevin_samples(self, n, self.sample_steps, generator)

@@ -69,12 +69,13 @@ def chain_figures(
         return {}
     target = BoltzmannTarget(objective.energy)
     with evaluation_mode(objective):
-        state = sampler.init((start,))
-        trace = []
-        for _ in range(n_steps):
-            state, _ = run(sampler, target, state, 1, generator=generator)
+        trace: list[torch.Tensor] = []
+
+        def record(_i: int, state: Any, _info: Any) -> None:
             with torch.no_grad():
                 trace.append(objective.energy(state.position[0]).double().cpu())
+
+        state, _ = run(sampler, target, sampler.init((start,)), n_steps, generator=generator, callback=record)
         x = state.position[0].detach()
         score = energy_score(objective.energy, x, create_graph=False)
     energies = torch.stack(trace, dim=1).numpy()[:, n_steps // 2 :]  # the first half is warm-up

@@ -432,11 +432,12 @@ class NRFDetector(BaseEstimator):
             generator=streams.sampler(device), data_generator=streams.data(), device=device,
             ema=s.ema, lr_schedule=s.lr_schedule,
         )  # fmt: skip
-        loop.initialize(streams.init_rows(tensor.shape[0], 1000))
+        init_rows = streams.init_rows(tensor.shape[0], 1000)
+        loop.initialize(init_rows)  # the same rows are the health checks' reference rows
         history = EpochHistory()
         epochs = math.ceil(steps / per_epoch)
         health = TrainingHealth(
-            history, tensor[streams.init_rows(tensor.shape[0], 1000).to(device)],
+            history, tensor[init_rows.to(device)],
             every_row[torch.from_numpy(heldout_rows[:2000]).to(device)] if heldout_rows.size else None,
             every=max(1, math.ceil(epochs / MAX_CHECKS)), chains=chains, chain_steps=CHAIN_STEPS,
             sampler=SAMPLERS.build(s.diagnostic_sampler, key="diagnostic_sampler"), seed=seed,
