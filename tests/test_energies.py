@@ -28,7 +28,8 @@ def _gen(seed: int = 0) -> torch.Generator:
 SMALL = {"sngan-res": {"width": 16}, "sngan-cnn": {"base_width": 8}, "cifar": {"widths": (8, 16)}}
 
 
-@pytest.mark.parametrize("name", POTENTIALS)
+# the transition presets are conditional energies E(x | context), tested in test_trajectories
+@pytest.mark.parametrize("name", [n for n in POTENTIALS if not n.startswith("trajectory")])
 def test_paper_potential_shapes_and_gradient(name: str) -> None:
     energy = paper_potential(name, **SMALL.get(name, {})).eval()  # eval: no power iteration
     x = torch.randn(3, *energy.event_shape, generator=_gen(), requires_grad=True)

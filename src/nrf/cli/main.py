@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from nrf import __version__
-from nrf.cli import bench_cmd, data_cmd, demo_cmd, train_cmd
+from nrf.cli import bench_cmd, data_cmd, demo_cmd, rollout_cmd, train_cmd
 from nrf.data.errors import DataFormatError, DataNotFoundError
 from nrf.training.trainer import TrainingDiverged
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.register(sub)
     data_cmd.register(sub)
     demo_cmd.register(sub)
+    rollout_cmd.register(sub)
     train_cmd.register(sub)
     for command in _subparsers(sub):
         # SUPPRESS: a subcommand without --debug keeps the value of the global flag

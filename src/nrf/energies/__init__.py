@@ -11,6 +11,7 @@ from nrf.energies.mlp import MLPEnergy
 from nrf.energies.presets import POTENTIALS, paper_potential
 from nrf.energies.rbm import RBM
 from nrf.energies.resnet import ConditionalResNetEnergy, ResNetEnergy
+from nrf.energies.transition import TransitionEnergy, TransitionPredictor
 
 __all__ = [
     "POTENTIALS",
@@ -32,6 +33,8 @@ __all__ = [
     "SNGANResNetEnergy",
     "SumEnergy",
     "TemperedEnergy",
+    "TransitionEnergy",
+    "TransitionPredictor",
     "TutorialCNNClassifier",
     "TutorialCNNEnergy",
     "paper_potential",

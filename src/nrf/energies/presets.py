@@ -22,6 +22,12 @@ jem-cnn    the tutorial's CNN with 10 logits; energy -logsumexp of       JEM (Gr
            the logits (:class:`TutorialCNNClassifier`)                   on MNIST
 digit-cnn  CNN classifier 32-64 conv, max-pool, 128 linear, 10 logits    nrf's FID-MNIST
            (:class:`DigitClassifier`)                                   feature network
+trajectory  transition energy E(x_{t+1} | x_{t-2..t}): FC 32, self-       IGEBM 001_… Fig. 14c
+           attention, Conv1D 128 x 2, dense -> 1 (``state_dim`` 2, the
+           bouncing ball; ``context``, ``action_dim`` overridable)
+trajectory-ff  the same layers, dense -> d: the feed-forward predictor  001_… Fig. 8 baseline
+trajectory-fc  transition energy, 3 x 128 fully connected               IGEBM 002_… section 5
+trajectory-fc-sn  3 x 128 FC predictor with spectral norm               002_…'s FC baseline
 =========  ==========================================================  =====================
 
 Weight-normalized presets need :func:`nrf.nn.data_dependent_init` on a batch of data
@@ -41,6 +47,7 @@ from nrf.energies.conv import ConvEnergy, SNGANConvEnergy, SNGANResNetEnergy, Tu
 from nrf.energies.mlp import MLPEnergy
 from nrf.energies.rbm import RBM
 from nrf.energies.resnet import ConditionalResNetEnergy, ResNetEnergy
+from nrf.energies.transition import TransitionEnergy, TransitionPredictor
 
 POTENTIALS = (
     "gmm",
@@ -56,7 +63,18 @@ POTENTIALS = (
     "tutorial-conditional",
     "jem-cnn",
     "digit-cnn",
+    "trajectory",
+    "trajectory-ff",
+    "trajectory-fc",
+    "trajectory-fc-sn",
 )
+# transition models (nrf.energies.transition): name -> (class, architecture, spectral norm)
+_TRANSITION: dict[str, tuple[type, str, bool]] = {
+    "trajectory": (TransitionEnergy, "attention-conv", False),
+    "trajectory-ff": (TransitionPredictor, "attention-conv", False),
+    "trajectory-fc": (TransitionEnergy, "mlp", False),
+    "trajectory-fc-sn": (TransitionPredictor, "mlp", True),
+}
 _MLP_ARGS: dict[str, dict[str, Any]] = {
     "gmm": {"hidden": (100, 100), "activation": "leaky_relu"},
     "kdd": {"hidden": (60, 30, 10), "activation": "tanh"},
@@ -115,4 +133,9 @@ def paper_potential(name: str, n_models: int | None = None, **overrides: Any) ->
         return TutorialCNNClassifier(**overrides)
     if name == "digit-cnn":
         return DigitClassifier(**overrides)
+    if name in _TRANSITION:
+        cls, architecture, spectral = _TRANSITION[name]
+        kwargs = {"state_dim": 2, "architecture": architecture, "spectral_norm": spectral, **overrides}
+        model: Energy = cls(**kwargs)
+        return model
     return SNGANResNetEnergy(**{"event_shape": (3, 32, 32), **overrides})

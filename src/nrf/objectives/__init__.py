@@ -13,6 +13,8 @@ from nrf.objectives.inclusive_nrf import InclusiveNRF
 from nrf.objectives.jem import JEM
 from nrf.objectives.nce import NoiseContrastiveEstimation
 from nrf.objectives.sliced_score_matching import SlicedScoreMatching
+from nrf.objectives.transition_ebm import TransitionEBM
+from nrf.objectives.transition_regression import TransitionRegression
 from nrf.objectives.wgan_gp import WGANGP
 
 __all__ = [
@@ -31,5 +33,7 @@ __all__ = [
     "Objective",
     "SlicedScoreMatching",
     "StepContext",
+    "TransitionEBM",
+    "TransitionRegression",
     "nearest_neighbour_critic",
 ]

@@ -76,6 +76,12 @@ class Objective(nn.Module, Configurable, ABC):
         if any(True for _ in weight_norm_layers(self.energy)):
             data_dependent_init(self.energy, data)
 
+    def initialize_batch(self, batch: Batch) -> None:
+        """Data-dependent initialization from training rows with their labels (what the
+        loop calls): by default :meth:`initialize` on the rows; methods whose networks need
+        the labels too (e.g. the contexts of transition models) override it."""
+        self.initialize(batch.x)
+
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Energies of ``x`` in evaluation mode (higher = less probable), one per row; an

@@ -47,7 +47,10 @@ class RunSection:
 @dataclass
 class DataSection:
     """Training data: a built-in set (``gmm32``, ``ring8``, ``grid25``, ``bimodal1d``,
-    ``digits``, ``mnist``, ``kddcup99``, ``cifar10``) or a file (``npy``, ``csv``)."""
+    ``digits``, ``mnist``, ``kddcup99``, ``cifar10``), a simulated trajectory set
+    (``bouncing-ball``, ``pusher``, ``pusher-conditional``: rows are next states, labels
+    their contexts; ``trajectories`` and ``trajectory_steps`` set the number and length of
+    the training trajectories, default the set's own) or a file (``npy``, ``csv``)."""
 
     name: str = "gmm32"
     root: str | None = None
@@ -57,6 +60,8 @@ class DataSection:
     validation_fraction: float = 0.0
     limit: int | None = None
     unknown: str = "error"  # kddcup99: a category outside the data set's lists ("error" / "ignore")
+    trajectories: int | None = None
+    trajectory_steps: int | None = None
 
 
 @dataclass

@@ -11,12 +11,13 @@ import torch
 from nrf.data import bimodal1d, gmm32, grid25, load_cifar10, load_digits, load_kddcup99, load_mnist, ring8
 from nrf.data.errors import DataFormatError
 from nrf.data.tabular import read_rows
+from nrf.data.trajectories import TRAJECTORY_SETS, load_trajectories, transition_windows
 from nrf.training.config import ConfigError, DataSection
 
 SYNTHETIC = {"gmm32": gmm32, "ring8": ring8, "grid25": grid25, "bimodal1d": bimodal1d}
 IMAGES = ("digits", "mnist", "cifar10")
 FILES = ("npy", "csv")
-NAMES = (*SYNTHETIC, *IMAGES, "kddcup99", *FILES)
+NAMES = (*SYNTHETIC, *IMAGES, "kddcup99", *TRAJECTORY_SETS, *FILES)
 
 
 @dataclass
@@ -25,7 +26,7 @@ class TrainingData:
 
     train: torch.Tensor
     validation: torch.Tensor | None
-    kind: str  # "points" (2-D or 1-D), "images", "vectors"
+    kind: str  # "points" (2-D or 1-D), "images", "vectors", "transitions" (labels: contexts)
     centres: torch.Tensor | None = None
     std: float | None = None
     train_labels: torch.Tensor | None = None
@@ -113,6 +114,16 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
             images = images.transpose(0, 3, 1, 2)
         x = torch.from_numpy(_scale_images(images, peak, section.scale, seed).copy())
         labels, kind = torch.from_numpy(data.labels.astype(np.int64)), "images"
+    elif section.name in TRAJECTORY_SETS:  # rows: next states, labels: their contexts
+        for key in ("trajectories", "trajectory_steps"):
+            value = getattr(section, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"data.{key}: expected an integer >= 1 (or unset), got {value!r}")
+        trajectories = load_trajectories(
+            section.name, n_train=section.trajectories, n_test=1, steps=section.trajectory_steps, seed=seed
+        )
+        contexts, nxt = transition_windows(trajectories.train, trajectories.train_actions)
+        x, labels, kind = torch.from_numpy(nxt), torch.from_numpy(contexts), "transitions"
     elif section.name == "kddcup99":
         kdd = load_kddcup99(section.root, unknown=section.unknown)
         x, labels = torch.from_numpy(kdd.features), torch.from_numpy(kdd.labels)
@@ -121,6 +132,10 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
         if x.dim() == 1:
             x = x.unsqueeze(1)
     if section.labels is not None:
+        if kind == "transitions":
+            raise ConfigError(
+                f"data.labels: the transitions of {section.name!r} have contexts, not class labels"
+            )
         if labels is None:
             raise ConfigError(f"data.labels: data set {section.name!r} has no labels to select")
         keep = torch.isin(labels, torch.tensor(section.labels))

@@ -564,8 +564,10 @@ class Loop:
             raise ValueError(
                 "the data-dependent initialization needs at least one row (model.init_batch >= 1)"
             )
-        x = self.data.x[rows.to(self.data.x.device)].to(self.device)
-        self.objective.initialize(tile(x, self.members))
+        chosen = self.data.select(rows.to(self.data.x.device)).to(self.device)
+        self.objective.initialize_batch(
+            Batch(tile(chosen.x, self.members), None if chosen.y is None else tile(chosen.y, self.members))
+        )
         bad = [name for name, p in self.objective.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:
             raise ValueError(

@@ -1,0 +1,130 @@
+"""``nrf rollout RUN --steps N --out FILE.npz``: multi-step rollouts of a trained transition
+model (a ``transition-ebm`` or ``transition-regression`` run) on test trajectories of the
+run's data set, with their scores and a strip plot beside the file."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from nrf.cli.train_cmd import _common, _output, _seeded_generator, _write_atomically
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "rollout",
+        help="roll a trained transition model out on test trajectories: .npz, scores and a strip plot",
+    )
+    p.add_argument("run_dir", help="a run of a transition-ebm or transition-regression config")
+    p.add_argument("--steps", type=int, required=True, help="predicted steps per rollout")
+    p.add_argument("--out", required=True,
+                   help="output .npz (predicted, true, mse, frechet); FILE.png and FILE.json beside it; "
+                        "refused if it exists, unless --overwrite")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace --out (and its .png, .json)")
+    p.add_argument("--trajectories", type=int, default=200,
+                   help="test trajectories, each rolled out from its first window (default 200)")  # fmt: skip
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    _common(p)
+    p.set_defaults(handler=run_rollout)
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    from nrf.applications.trajectories import rollouts_of
+    from nrf.data.trajectories import CONTEXT, TRAJECTORY_SETS, load_trajectories
+    from nrf.metrics.trajectories import frechet_per_step, rollout_mse
+    from nrf.training.config import load_config
+    from nrf.training.run import load_run
+    from nrf.training.rundir import RunDir
+
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.trajectories < 2:
+        raise ValueError(
+            f"--trajectories must be >= 2 (the Fréchet distance needs a spread), got {args.trajectories}"
+        )
+    out = _output(args.out, args.overwrite, (".npz",))
+    side = [out.with_suffix(".png"), out.with_suffix(".json")]
+    for path in side:
+        if path.exists() and not args.overwrite:
+            raise FileExistsError(f"--out: {path} exists; pass --overwrite to replace it")
+    cfg = load_config(RunDir(Path(args.run_dir)).config, run_directory=True)
+    if cfg.data.name not in TRAJECTORY_SETS:
+        raise ValueError(
+            f"{args.run_dir}: trained on {cfg.data.name!r}, not a trajectory set "
+            f"({', '.join(TRAJECTORY_SETS)})"
+        )
+    steps = cfg.data.trajectory_steps
+    length = max(steps or 0, CONTEXT + args.steps)
+    seed = cfg.run.seed if args.seed is None else args.seed
+    data = load_trajectories(cfg.data.name, n_train=1, n_test=args.trajectories, steps=length, seed=seed)
+    device = args.device or "cpu"
+    objective = load_run(args.run_dir, args.checkpoint, device)
+    if not callable(getattr(objective, "predict", None)):
+        raise ValueError(
+            f"{args.run_dir}: its objective ({type(objective).__name__}) is not a transition model"
+        )
+    generator = _seeded_generator(args, device)
+    pred, true = rollouts_of(objective, data.test, data.test_actions, [0], args.steps, generator=generator,
+                             device=device)  # fmt: skip
+    mse, fd = rollout_mse(pred, true), frechet_per_step(pred, true)
+    scores = {"run": str(args.run_dir), "data": cfg.data.name, "steps": args.steps,
+              "trajectories": args.trajectories, "seed": seed, "mse": mse.tolist(), "frechet": fd.tolist(),
+              "frechet_mean": float(fd.mean())}  # fmt: skip
+    png = _strip_plot(pred, true)
+
+    def write_arrays(f: BinaryIO) -> None:
+        np.savez(f, predicted=pred.astype(np.float32), true=true.astype(np.float32), mse=mse, frechet=fd)
+
+    _write_atomically(out, write_arrays)
+    _write_atomically(side[1], _bytes_writer(json.dumps(scores, indent=2).encode()))
+    _write_atomically(side[0], _bytes_writer(png))
+    horizon = min(10, args.steps)
+    print(f"{pred.shape[0]} rollouts of {args.steps} steps -> {out} ({side[0].name}, {side[1].name})")
+    print(f"  MSE at steps 1..{horizon}: " + " ".join(f"{m:.3g}" for m in mse[:horizon]))
+    print(f"  Fréchet distance, mean over steps: {float(fd.mean()):.4g}")
+    return 0
+
+
+def _bytes_writer(data: bytes) -> Callable[[BinaryIO], None]:
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    return write
+
+
+def _strip_plot(pred: np.ndarray, true: np.ndarray, shown: int = 4) -> bytes:
+    """PNG: 2-D states as paths (true solid, predicted dashed) of ``shown`` rollouts; wider
+    states as one strip per dimension of the first rollout."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = pred.shape[2]
+    if d == 2:
+        fig, axes = plt.subplots(1, min(shown, pred.shape[0]), figsize=(3 * min(shown, pred.shape[0]), 3),
+                                 squeeze=False)  # fmt: skip
+        for i, ax in enumerate(axes[0]):
+            ax.plot(true[i, :, 0], true[i, :, 1], "-", color="k", label="true")
+            ax.plot(pred[i, :, 0], pred[i, :, 1], "--", color="tab:red", label="predicted")
+            ax.set_aspect("equal")
+            ax.set_title(f"rollout {i}")
+        axes[0][0].legend(fontsize=7)
+    else:
+        fig, axes = plt.subplots(d, 1, figsize=(6, 1.1 * d), sharex=True, squeeze=False)
+        for j, ax in enumerate(axes[:, 0]):
+            ax.plot(true[0, :, j], "-", color="k")
+            ax.plot(pred[0, :, j], "--", color="tab:red")
+            ax.set_ylabel(f"x{j}", fontsize=7)
+        axes[-1, 0].set_xlabel("step (true solid, predicted dashed)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
