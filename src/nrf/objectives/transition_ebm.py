@@ -28,10 +28,10 @@ With x- = Ω(x_K) (Ω: stop-gradient) the loss is
 and ``backprop`` says how the sampling steps enter the gradient (001_… section 8.6:
 "we backpropagate through the sampling procedure" instead of spectral normalization):
 
-* ``"kl"`` (default; the authors' code): L_grad = mean E_Ω(θ)(x_K(θ) | c), the last
-  ``backprop_steps`` steps (all by default) differentiated with respect to θ while the
-  energy scoring x_K is held fixed: the landscape is moved so that the chains reach low
-  energy;
+* ``"kl"`` (default; the sampling loss of 001_… Eq. 6 / 9, as in the authors' code):
+  L_grad = mean E_Ω(θ)(x_K(θ) | c), the last ``backprop_steps`` steps (all by default)
+  differentiated with respect to θ while the energy scoring x_K is held fixed: the
+  landscape is moved so that the chains reach low energy;
 * ``"full"``: the negative term itself is differentiated through the chains,
   - mean E(x_K(θ) | c) (both paths), and L_grad = 0;
 * ``"none"``: chains without a graph, L_grad = 0.
