@@ -95,18 +95,18 @@ def run(args: argparse.Namespace) -> BenchResult:
         methods = known if args.methods is None else [m for m in choose(args.methods, _all(), "--methods")
                                                       if m in known]  # fmt: skip
         plan += [(dataset, m) for m in methods]
-    for d_index, dataset in enumerate(datasets):
+    for dataset in datasets:
         if args.report:
             break
         sizes = _sizes(dataset, args.quick)
         data_cache: dict[int, Any] = {}
         for method in [m for d, m in plan if d == dataset]:
             for s in range(seeds):
-                key = d_index * 1000 + s
+                seed = args.seed + s
+                key = list(DATASETS).index(dataset) * 1000 + seed  # runs with other --seed merge
                 settings = {"config": METHODS[dataset][method], "sizes": sizes}
                 if progress.has(f"{dataset}/{method}", key, settings):
                     continue
-                seed = args.seed + s
                 if seed not in data_cache:  # the seed's test set: the runs train on their own stream
                     data_cache[seed] = load_trajectories(
                         DATASETS[dataset], n_train=1, n_test=None if sizes is None else sizes["test"],

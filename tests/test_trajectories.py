@@ -219,6 +219,21 @@ def test_transition_ebm_learns_to_move_its_chains_towards_the_next_state(proposa
     assert after < _copy_last_mse(test)
 
 
+def test_transition_ebm_noisy_starts_are_in_step_units_and_predictions_start_at_the_last_state() -> None:
+    batch = _ball_batch(20, 20)
+    obj = TransitionEBM(TransitionEnergy(2, architecture="mlp"), steps=1, noise=0.0, start="noise",
+                        start_noise=2.0)  # fmt: skip
+    obj.initialize_batch(batch)
+    context = batch.y.repeat(200, 1, 1)
+    last = context[:, -1, :2]
+    g = torch.Generator().manual_seed(0)
+    spread = (obj.starts(context, g) - last).std(0)
+    torch.testing.assert_close(spread, 2.0 * obj.energy.step_std, rtol=0.1, atol=0.0)
+    assert torch.equal(obj.starts(context, g, noisy=False), last)
+    first, second = obj.predict(batch.y, g), obj.predict(batch.y, g)
+    assert torch.equal(first, second)  # noise 0: the prediction does not depend on the start noise
+
+
 class _Capture:
     """A step context that keeps the gradient of the loss instead of stepping."""
 

@@ -3,7 +3,7 @@ negatives that are differentiated through (IGEBM's time-series models, 001_… s
 and 8.6; 002_… section 5).
 
 Per batch of (context c, next state x+), chains start at the context's last state
-(``start = "last"``; ``"noise"``: that state plus N(0, start_noise^2)) and run K steps of
+(``start = "last"``; ``"noise"``: that state plus start_noise * S w, w ~ N(0, I)) and run K steps of
 one of two proposals (001_… Eqs. 4 and 5) on E(. | c):
 
 * ``"langevin"``:  x_k = x'_{k-1} - step_size * P clip(grad_x E(x'_{k-1} | c)),
@@ -128,7 +128,8 @@ class TransitionEBM(Objective):
         How the chains enter the gradient (see the module docstring); ``backprop_steps``
         ``None`` differentiates every step.
     start, start_noise:
-        Where chains start (see the module docstring).
+        Where the training chains start (see the module docstring); ``start_noise`` is in
+        units of S. Predictions start at the last state.
     predict_steps:
         Steps of :meth:`predict` (default ``steps``).
     """
@@ -184,12 +185,16 @@ class TransitionEBM(Objective):
     def initialize_batch(self, batch: Batch) -> None:
         set_state_normalization(self.energy, batch)
 
-    def starts(self, context: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Chain starts for ``context``: its last state (plus start noise for ``"noise"``)."""
+    def starts(
+        self, context: torch.Tensor, generator: torch.Generator | None, *, noisy: bool = True
+    ) -> torch.Tensor:
+        """Chain starts for ``context``: its last state, plus start noise (in units of S)
+        for ``start = "noise"`` when ``noisy``."""
         model: Any = self.energy
         x = context[:, -1, : model.state_dim].clone()
-        if self.start == "noise" and self.start_noise > 0:
-            x = x + self.start_noise * noise_like(x, generator)
+        if noisy and self.start == "noise" and self.start_noise > 0:
+            scale = model.step_std if self.precondition else torch.ones_like(model.step_std)
+            x = x + self.start_noise * scale * noise_like(x, generator)
         return x
 
     def chain(
@@ -273,8 +278,8 @@ class TransitionEBM(Objective):
             self.energy, context, self.mppi_samples if self.proposal == "mppi" else 1
         )
         with evaluation_mode(self.energy):
-            return self.chain(sampled, self.starts(context, generator), self.predict_steps or self.steps,
-                              generator, None)  # fmt: skip
+            start = self.starts(context, generator, noisy=False)
+            return self.chain(sampled, start, self.predict_steps or self.steps, generator, None)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         raise TypeError(
