@@ -190,6 +190,22 @@ def fit_and_score(
     return det, scores, fit_s, score_s
 
 
+def health_record(detector: Any) -> dict[str, Any]:
+    """The health flags of an nrf detector's fit and its last stability figures, for the
+    progress record (empty for a baseline)."""
+    if not hasattr(detector, "health_flags_"):
+        return {}
+    last = next((e for e in reversed(detector.history_) if "tail_stability" in e), {})
+    return {"health_flags": list(detector.health_flags_),
+            **{k: float(last[k]) for k in ("rank_stability", "tail_stability") if k in last}}  # fmt: skip
+
+
+def flagged_cell(records: list[dict[str, Any]]) -> str:
+    """``"k / n"``: fits of ``records`` that ended flagged by their diagnostics ("-": not recorded)."""
+    known = [r for r in records if "health_flags" in r]
+    return f"{sum(bool(r['health_flags']) for r in known)} / {len(known)}" if known else "-"
+
+
 def detector_settings(detector: Any) -> dict[str, Any]:
     """A detector's parameters as JSON values, with the resolved settings for nrf detectors
     (``"preset"``: the component specs its ``None`` parameters resolve to), without

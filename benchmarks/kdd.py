@@ -36,6 +36,8 @@ from _anomaly import (
     add_report_argument,
     detector_settings,
     fit_and_score,
+    flagged_cell,
+    health_record,
     method_factory,
     open_progress,
     paper_key,
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             predicted = (scores > det.threshold_).astype(int)
             record = {"method": method, "split": s, "fit_s": fit_s, "score_s": score_s,
                       "train_rows": int(rows.shape[0]), **_metrics(y, scores, predicted),
-                      "settings": settings[method]}  # fmt: skip
+                      **health_record(det), "settings": settings[method]}  # fmt: skip
             progress.add(record)
             print(f"split {s} {method:<12} F1 {record['f1']:.4f}  AUROC {record['auroc']:.4f}  "
                   f"fit {fit_s:.1f} s", flush=True)  # fmt: skip
@@ -167,12 +169,12 @@ def _table(
             method, f"{len(recs)}",
             *(f"{stat[k][0]:.4f} ± {stat[k][1]:.4f}" for k in ("precision", "recall", "f1")),
             f"{stat['auroc'][0]:.4f}", f"{stat['f1_train_threshold'][0]:.4f}",
-            f"{stat['fit_s'][0]:.1f}", f"{stat['score_s'][0]:.1f}",
+            f"{stat['fit_s'][0]:.1f}", f"{stat['score_s'][0]:.1f}", flagged_cell(recs),
             f"{paper[2]:.4f}" if paper else "-", note,
         ])  # fmt: skip
         results[method] = {"per_split": recs, "mean_sd": {k: list(v) for k, v in stat.items()}}
     headers = ["method", "splits", "precision", "recall", "F1 (top 20 %)", "AUROC", "F1 (train thr.)",
-               "fit s", "score s", "paper F1", "settings"]  # fmt: skip
+               "fit s", "score s", "flagged fits", "paper F1", "settings"]  # fmt: skip
     notes = [
         "anomaly class positive; F1 (top 20 %): the 20 % highest test scores flagged (paper protocol)",
         f"F1 (train thr.): flagged above the {100 * (1 - CONTAMINATION):.0f}th percentile of training scores",

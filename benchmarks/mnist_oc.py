@@ -31,6 +31,8 @@ from _anomaly import (
     add_report_argument,
     detector_settings,
     fit_and_score,
+    flagged_cell,
+    health_record,
     method_factory,
     open_progress,
     paper_key,
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> BenchResult:
                 if progress.has(method, key, settings[method]) or (seed_index and method in DETERMINISTIC):
                     continue
                 images = method in NRF_ROWS  # nrf takes the images as images (network="auto" sees them)
-                _, scores, fit_s, score_s = fit_and_score(
+                det, scores, fit_s, score_s = fit_and_score(
                     _maker(method, seed, epochs, args.device),
                     train.reshape(-1, 1, 28, 28) if images else train,
                     test.reshape(-1, 1, 28, 28) if images else test,
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> BenchResult:
                 auroc = 100.0 * float(roc_auc_score(y, scores))
                 progress.add({"method": method, "split": key, "digit": digit, "seed": seed,
                               "auroc": auroc, "fit_s": fit_s, "score_s": score_s,
-                              "settings": settings[method]})  # fmt: skip
+                              **health_record(det), "settings": settings[method]})  # fmt: skip
                 print(
                     f"digit {digit} seed {seed} {method:<12} AUROC {auroc:.2f}  fit {fit_s:.1f} s", flush=True
                 )
@@ -163,11 +165,11 @@ def _table(
         score = mean_sd([r["score_s"] for r in recs])[0]
         note = settings_note(method, settings[method])
         rows.append([method, *cells, f"{np.mean(means):.2f}", f"{min(means):.1f}", spread, paper_mean,
-                     f"{fit:.0f}", f"{score:.1f}", note])  # fmt: skip
+                     f"{fit:.0f}", f"{score:.1f}", flagged_cell(recs), note])  # fmt: skip
         results[method] = {"records": recs}
     headers = ["method", *(f"{d}" for d in range(10)), "mean (digits run)", "worst digit", "largest sd",
                "paper mean (same digits)",
-               "fit s", "score s", "settings"]  # fmt: skip
+               "fit s", "score s", "flagged fits", "settings"]  # fmt: skip
     notes = [
         f"AUROC % (normal digit as the inlier class), preprocessing: {preprocessing}",
         "paper figures: the authors' best epoch on the test set; nrf: the final model",

@@ -19,6 +19,7 @@ from nrf.metrics.training_health import (
     heldout_rank,
     heldout_shift,
     rank_stability,
+    tail_stability,
 )
 
 
@@ -64,9 +65,23 @@ def test_energy_figures() -> None:
     assert heldout_shift(e, e + 2 * np.std(e)) == pytest.approx(2.0)
     assert heldout_rank(e, e) == pytest.approx(0.5, abs=0.01)
     assert heldout_rank(e, e + 100) == 1.0
-    flags = health_flags({"rank_stability": 0.3, "heldout_rank": 0.5, "energy_shift": 0.1})
+    assert tail_stability(e, 2 * e + 5) == 1.0
+    assert tail_stability(e, -e) == 0.0
+    assert abs(tail_stability(e, rng.randn(500)) - 0.1) < 0.1
+    # near-ties in the bulk reorder at random (rank correlation low), the head stays
+    bulk = np.r_[1e-6 * rng.randn(900), 1.0 + rng.rand(100)]
+    moved = bulk + np.r_[1e-5 * rng.randn(900), np.zeros(100)]
+    assert rank_stability(bulk, moved) < 0.5
+    assert tail_stability(bulk, moved) == 1.0
+    with pytest.raises(ValueError, match="share"):
+        tail_stability(e, e, share=1.5)
+    figures = {"rank_stability": 0.3, "tail_stability": 0.4, "heldout_rank": 0.5, "energy_shift": 0.1}
+    flags = health_flags(figures)
     assert len(flags) == 1
-    assert flags[0].startswith("rank_stability 0.300")
+    assert flags[0].startswith("tail_stability 0.400")
+    assert health_flags({"rank_stability": 0.3}) == []  # reported only by default
+    strict = HealthRules(min_rank_stability=0.9)
+    assert health_flags({"rank_stability": 0.3}, strict)[0].startswith("rank_stability")
     assert health_flags({"energy_shift": 5.0}) == []  # the offset is arbitrary: reported only
     assert health_flags({"rhat": 3.0}) == []  # R-hat is reported, flagged only on request
     assert health_flags({"rhat": 3.0}, HealthRules(max_rhat=1.2))[0].startswith("rhat")
@@ -82,7 +97,7 @@ def test_default_detector_trains_enough_and_logs_health() -> None:
     checked = [e for e in det.history_ if "energy_mean" in e]
     assert 20 <= len(checked) <= 26
     last = checked[-1]
-    for key in ("rank_stability", "heldout_rank", "heldout_loss", "ess", "rhat", "ksd"):
+    for key in ("rank_stability", "tail_stability", "heldout_rank", "heldout_loss", "ess", "rhat", "ksd"):
         assert np.isfinite(last[key]), key
     assert last["rank_stability"] > 0.9
     assert det.health_flags_ == []
@@ -109,7 +124,7 @@ def test_a_swinging_fit_is_flagged_with_a_warning() -> None:
                           random_state=0).fit(blobs())  # fmt: skip
     assert det.health_flags_, det.history_[-1]
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    assert any("diagnostics flag: rank_stability" in m for m in messages)
+    assert any("diagnostics flag: tail_stability" in m for m in messages)
 
 
 def test_detector_methods_and_options(tmp_path) -> None:

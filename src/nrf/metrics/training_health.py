@@ -15,6 +15,11 @@ their mean and standard deviation, and V_t the energies of held-out normal rows:
   anomaly score is its ranking, so this is the figure that says whether the scores of
   the last epochs agree (1: the same ranking; a fit whose ranking swings between epochs
   has no meaningful final model);
+* tail stability: the share of the reference rows among the highest 10 % of E_{t-1} that
+  are among the highest 10 % of E_t (1: the same rows head the ranking; about 0.1 for an
+  unrelated ranking). Unlike the rank correlation it ignores the order within the bulk,
+  where near-duplicate rows (most of KDDCUP99's attack rows) have near-equal energies and
+  trade places at every check;
 * held-out shift: (mean V_t - m_t) / s_t, how much worse held-out normal rows score than
   the training rows, in units of the training spread (large: the energy memorized the
   training rows or drifted off the data);
@@ -51,6 +56,25 @@ def rank_stability(previous: np.ndarray, current: np.ndarray) -> float:
     return float(spearmanr(previous, current).statistic)
 
 
+def tail_stability(previous: np.ndarray, current: np.ndarray, share: float = 0.1) -> float:
+    """The share of the rows among the highest ``share`` of ``previous`` that are among the
+    highest ``share`` of ``current`` (the same rows, at two times).
+
+    >>> tail_stability(np.arange(10.0), np.arange(10.0) ** 2, share=0.2)
+    1.0
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share: expected a fraction in (0, 1), got {share}")
+    previous, current = np.asarray(previous), np.asarray(current)
+    if previous.shape != current.shape or previous.ndim != 1:
+        raise ValueError(
+            f"previous, current: expected the same 1-D shape, got {previous.shape} and {current.shape}"
+        )
+    k = max(1, round(share * previous.size))
+    top = np.intersect1d(np.argsort(previous, kind="stable")[-k:], np.argsort(current, kind="stable")[-k:])
+    return float(top.size / k)
+
+
 def heldout_shift(train: np.ndarray, heldout: np.ndarray) -> float:
     """(mean held-out - mean train) / sd train."""
     spread = float(np.std(train))
@@ -67,7 +91,8 @@ def heldout_rank(train: np.ndarray, heldout: np.ndarray) -> float:
 class HealthRules:
     """Thresholds above / below which a fit's last figures flag it (see :func:`health_flags`)."""
 
-    min_rank_stability: float = 0.9
+    min_tail_stability: float = 0.75
+    min_rank_stability: float | None = None  # None: reported only (near-ties reorder; module docstring)
     max_heldout_rank: float = 0.75
     max_abs_shift: float | None = None  # None: reported only (the energy's offset is arbitrary)
     max_rhat: float | None = None  # None: R-hat is reported, not a flag (see the module docstring)
@@ -77,7 +102,16 @@ def health_flags(figures: Mapping[str, float], rules: HealthRules | None = None)
     """Human-readable flags for the figures of a fit's last epoch (those present)."""
     r = rules or HealthRules()
     flags = []
-    if "rank_stability" in figures and figures["rank_stability"] < r.min_rank_stability:
+    if "tail_stability" in figures and figures["tail_stability"] < r.min_tail_stability:
+        flags.append(
+            f"tail_stability {figures['tail_stability']:.3f} < {r.min_tail_stability}: other reference rows "
+            "head the energy ranking than after the previous check (the scores still swing)"
+        )
+    if (
+        r.min_rank_stability is not None
+        and "rank_stability" in figures
+        and figures["rank_stability"] < r.min_rank_stability
+    ):
         flags.append(
             f"rank_stability {figures['rank_stability']:.3f} < {r.min_rank_stability}: the energies of the "
             "reference rows were ranked differently after the last two epochs (the scores still swing)"

@@ -7,7 +7,8 @@ epoch's entry of the :class:`~nrf.training.loop.EpochHistory`:
 
 * ``energy_gap``: the epoch's mean of the objective's ``energy_data - energy_samples``
   (contrastive objectives);
-* ``energy_mean``, ``energy_sd``, ``energy_shift``, ``rank_stability`` of the reference rows;
+* ``energy_mean``, ``energy_sd``, ``energy_shift``, ``rank_stability``, ``tail_stability`` of
+  the reference rows;
 * ``heldout_shift``, ``heldout_rank`` and, for objectives with a validation loss,
   ``heldout_loss`` of the held-out rows;
 * with ``chains > 0``, a sampler and one model (not an ensemble): ``ess`` and ``rhat`` of the
@@ -30,6 +31,7 @@ from nrf.metrics.training_health import (
     heldout_rank,
     heldout_shift,
     rank_stability,
+    tail_stability,
 )
 from nrf.nn import evaluation_mode
 from nrf.objectives import Objective
@@ -171,6 +173,7 @@ class TrainingHealth(Callback):
                 previous = np.asarray(state["previous"], dtype=np.float64)
                 out["energy_shift"] = energy_shift(previous, ref)
                 out["rank_stability"] = rank_stability(previous, ref)
+                out["tail_stability"] = tail_stability(previous, ref)
             state["previous"] = ref.tolist()
             if self.heldout is not None:
                 held = self.heldout.to(loop.device)

@@ -247,7 +247,7 @@ class NRFDetector(BaseEstimator):
         Per-epoch means of the training losses and, at every checked epoch (every
         ``ceil(epochs / 25)``-th and the last), the training-health figures of
         :mod:`nrf.training.health` (``energy_mean``, ``energy_shift``, ``rank_stability``,
-        ``heldout_shift``, ``heldout_rank``, ``heldout_loss``, ``ess``, ``rhat``, ``ksd``,
+        ``tail_stability``, ``heldout_shift``, ``heldout_rank``, ``heldout_loss``, ``ess``, ``rhat``, ``ksd``,
         ``energy_gap``); ``n_iter_`` the iterations run.
     health_flags_:
         The flags the diagnostics raise on the last checked epoch
