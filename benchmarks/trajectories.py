@@ -115,8 +115,10 @@ def run(args: argparse.Namespace) -> BenchResult:
                 record = _fit_and_score(args, dataset, method, seed, minutes, sizes, data_cache[seed])
                 progress.add({"method": f"{dataset}/{method}", "split": key, "dataset": dataset,
                               "model": method, "seed": seed, "settings": settings, **record})  # fmt: skip
-                print(f"{dataset} {method:<12} seed {seed}  MSE@10 {record['mse'][-1]:.3g}  "
-                      f"FD {record['frechet_mean']:.4g}  updates {record['updates']}  "
+                mse10, fd = (float("inf") if v is None else v
+                             for v in (record["mse"][-1], record["frechet_mean"]))  # fmt: skip
+                print(f"{dataset} {method:<12} seed {seed}  MSE@10 {mse10:.3g}  FD {fd:.4g}  "
+                      f"diverged {record['diverged']:.1%}  updates {record['updates']}  "
                       f"{record['train_s']:.0f} s", flush=True)  # fmt: skip
     return _table(progress, plan, Path(args.out))
 
@@ -160,27 +162,37 @@ def _table(progress: Progress, plan: list[tuple[str, str]], out: Path) -> BenchR
         recs = [r for r in progress.done.values() if r["method"] == f"{dataset}/{method}"]
         if not recs:
             continue
-        mse = np.array([r["mse"] for r in recs])
-        fd = np.array([r["frechet_mean"] for r in recs])
-        cells = [f"{m:.3g} ± {s:.2g}" for m, s in (mean_sd(list(mse[:, h])) for h in (0, 4, HORIZON - 1))]
-        fd_m, fd_s = mean_sd(list(fd))
+        mse = np.array([r["mse"] for r in recs], dtype=float)  # null (a diverged rollout): NaN
+        fd = np.array([r["frechet_mean"] for r in recs], dtype=float)
+        cells = [_cell(mse[:, h], ".3g") for h in (0, 4, HORIZON - 1)]
+        diverged = np.mean([r.get("diverged", 0.0) for r in recs])
         paper = PAPER_FD.get((dataset, method))
-        rows.append([dataset, method, str(len(recs)), *cells, f"{fd_m:.4g} ± {fd_s:.2g}",
+        rows.append([dataset, method, str(len(recs)), *cells, _cell(fd, ".4g"), f"{100 * diverged:.1f} %",
                      f"{paper:.2f}" if paper else "-", f"{np.mean([r['updates'] for r in recs]):.0f}",
                      f"{np.mean([r['train_s'] for r in recs]):.0f}"])  # fmt: skip
         results[f"{dataset}/{method}"] = {"records": recs}
-        mean_fd = np.mean([r["frechet"] for r in recs], axis=0)
+        mean_fd = np.mean(np.array([r["frechet"] for r in recs], dtype=float), axis=0)
         curves.setdefault(dataset, {})[method] = (mse.mean(0), mean_fd)
     headers = ["data", "model", "seeds", "MSE 1 step", "MSE 5 steps", "MSE 10 steps",
-               "Fréchet (mean over steps)", "paper Fréchet (hand data)", "updates", "train s"]  # fmt: skip
+               "Fréchet (mean over steps)", "diverged rollouts", "paper Fréchet (hand data)", "updates",
+               "train s"]  # fmt: skip
     figures = [_plot(curves, out)] if curves else []
     notes = [
         "final models; MSE: per state dimension, from starts every 50 steps of every test trajectory",
         "Fréchet: Gaussian Fréchet distance between predicted and true states per step, from each test "
         "trajectory's first window; the paper's figures are on its own (hand) data and not comparable",
+        "diverged rollouts: the share of those rollouts that left the finite numbers; a seed with one "
+        "scores inf there and its mean is left out of the cell (counted as 'k inf')",
     ]
     return BenchResult(markdown_table(headers, rows), {"methods": results, "date": time.strftime("%Y-%m-%d")},
                        figures, notes)  # fmt: skip
+
+
+def _cell(values: np.ndarray, fmt: str) -> str:
+    """Mean ± sd over the seeds with a finite figure, and how many had none."""
+    finite = values[np.isfinite(values)]
+    text = f"{format(mean_sd(list(finite))[0], fmt)} ± {mean_sd(list(finite))[1]:.2g}" if finite.size else "-"
+    return text + (f" ({values.size - finite.size} inf)" if finite.size < values.size else "")
 
 
 def _plot(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], out: Path) -> Path:

@@ -340,6 +340,37 @@ def test_score_rollouts_of_the_constant_velocity_model() -> None:
     assert json.loads(json.dumps(scores.to_json()))["frechet_mean"] == pytest.approx(scores.frechet_mean)
 
 
+class _Exploding(_ConstantVelocity):
+    """Constant velocity, but rows whose last x coordinate passes ``edge`` jump to inf."""
+
+    def __init__(self, d: int, edge: float) -> None:
+        super().__init__(d)
+        self.edge = edge
+
+    def predict(self, context: torch.Tensor, generator: Any = None) -> torch.Tensor:
+        nxt = super().predict(context, generator)
+        return torch.where(nxt[:, :1] > self.edge, torch.full_like(nxt, float("inf")), nxt)
+
+
+def test_diverged_rollouts_raise_or_score_inf() -> None:
+    line = (torch.arange(10.0).view(1, 10, 1) * torch.tensor([1.0, 2.0]).view(2, 1, 1)).contiguous()
+    model = _Exploding(1, edge=10.0)  # row 1 (slope 2) passes 10 at step 4 (12), row 0 never
+    with pytest.raises(FloatingPointError, match="step 4"):
+        rollout(model, line[:, :3], 7)
+    pred = rollout(model, line[:, :3], 7, nonfinite="nan")
+    torch.testing.assert_close(pred[0], line[0, 3:])
+    assert torch.isnan(pred[1, 3:]).all()
+    assert torch.isfinite(pred[1, :3]).all()
+    data = load_trajectories("bouncing-ball", n_train=2, n_test=30, steps=80)
+    scores = score_rollouts(_Exploding(2, edge=1.05), data, horizon=10, start_every=20)
+    assert 0.0 < scores.diverged < 1.0
+    assert np.isinf(scores.frechet_mean)
+    assert np.isfinite(scores.frechet[0])
+    out = json.loads(json.dumps(scores.to_json()))
+    assert out["frechet_mean"] is None
+    assert None in out["frechet"]
+
+
 # --- command line ----------------------------------------------------------------------
 
 

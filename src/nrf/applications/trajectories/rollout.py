@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nrf._checks import check_positive_int
+from nrf._checks import check_choice, check_positive_int
 from nrf.data.trajectories import TrajectorySet
 from nrf.metrics.trajectories import frechet_per_step, rollout_mse
 
@@ -26,11 +26,18 @@ def rollout(
     steps: int,
     actions: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    *,
+    nonfinite: str = "raise",
 ) -> torch.Tensor:
     """``steps`` predicted states ``(n, steps, d)`` after ``context`` ``(n, c, d + a)``;
     ``actions`` ``(n, steps - 1, a)`` are the actions at the predicted states (the one at
-    step k goes with prediction k into the next window), required when ``a > 0``."""
+    step k goes with prediction k into the next window), required when ``a > 0``.
+
+    A prediction that leaves the finite numbers raises ``FloatingPointError``
+    (``nonfinite = "raise"``) or, with ``"nan"``, makes that rollout NaN from there on (a
+    diverged rollout is a result to score, see :func:`score_rollouts`)."""
     steps = check_positive_int("steps", steps)
+    nonfinite = check_choice("nonfinite", nonfinite, ("raise", "nan"))
     d = int(model.energy.state_dim)
     a = context.shape[2] - d
     if a and (actions is None or actions.shape[:2] != (context.shape[0], steps - 1)):
@@ -38,13 +45,21 @@ def rollout(
         raise ValueError(f"actions: expected shape ({context.shape[0]}, {steps - 1}, {a}), got {got}")
     out = []
     window = context
+    dead = torch.zeros(context.shape[0], dtype=torch.bool, device=context.device)
     for k in range(steps):
         nxt = model.predict(window, generator)
-        if not torch.isfinite(nxt).all():
-            raise FloatingPointError(f"the rollout left the finite numbers at step {k + 1}")
+        bad = dead | ~torch.isfinite(nxt).all(dim=1)
+        if bad.any():
+            if nonfinite == "raise":
+                raise FloatingPointError(f"the rollout left the finite numbers at step {k + 1}")
+            dead = bad
+            nxt = torch.where(dead[:, None], torch.full_like(nxt, float("nan")), nxt)
         out.append(nxt)
         if k + 1 < steps:
             step = nxt if actions is None else torch.cat([nxt, actions[:, k].to(nxt)], dim=1)
+            if dead.any():  # the dead rows' windows only need to keep the arithmetic going
+                step = torch.where(dead[:, None], torch.zeros_like(step), step)
+                window = torch.where(dead[:, None, None], torch.zeros_like(window), window)
             window = torch.cat([window[:, 1:], step[:, None]], dim=1)
     return torch.stack(out, dim=1)
 
@@ -59,6 +74,7 @@ def rollouts_of(
     context: int = 3,
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
+    nonfinite: str = "raise",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(predicted, true) ``(n * len(starts), horizon, d)``: a rollout of ``horizon`` steps
     from every start t0 in ``starts`` (the context is states t0 .. t0 + context - 1) of every
@@ -74,7 +90,7 @@ def rollouts_of(
         acts = torch.from_numpy(
             np.concatenate([actions[:, t0 + context : t0 + context + horizon - 1] for t0 in starts])
         ).to(device)
-    pred = rollout(model, torch.from_numpy(ctx).to(device), horizon, acts, generator)
+    pred = rollout(model, torch.from_numpy(ctx).to(device), horizon, acts, generator, nonfinite=nonfinite)
     return pred.cpu().numpy(), true
 
 
@@ -82,14 +98,22 @@ def rollouts_of(
 class RolloutScores:
     """``mse``: per-horizon MSE (1..``horizon``) over rollouts started every
     ``start_every`` steps; ``frechet``: per-step Fréchet distance of the rollouts from each
-    trajectory's first window to its end; ``frechet_mean``: its mean over steps."""
+    trajectory's first window to its end; ``frechet_mean``: its mean over steps;
+    ``diverged``: the share of those rollouts that left the finite numbers. A step at which
+    any rollout has left them scores inf (JSON: null), and so does the mean."""
 
     mse: np.ndarray
     frechet: np.ndarray
     frechet_mean: float
+    diverged: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"mse": self.mse.tolist(), "frechet": self.frechet.tolist(), "frechet_mean": self.frechet_mean}
+        def finite(values: np.ndarray) -> list[float | None]:
+            return [float(v) if np.isfinite(v) else None for v in values]
+
+        mean = self.frechet_mean if np.isfinite(self.frechet_mean) else None
+        return {"mse": finite(self.mse), "frechet": finite(self.frechet), "frechet_mean": mean,
+                "diverged": self.diverged}  # fmt: skip
 
 
 def score_rollouts(
@@ -111,10 +135,21 @@ def score_rollouts(
     steps = test.shape[1]
     starts = list(range(0, steps - context - horizon + 1, check_positive_int("start_every", start_every)))
     pred, true = rollouts_of(model, test, acts, starts, horizon, context=context, generator=generator,
-                             device=device)  # fmt: skip
-    mse = rollout_mse(pred, true)
+                             device=device, nonfinite="nan")  # fmt: skip
+    mse = _per_step(rollout_mse, pred, true)
     length = frechet_steps or steps - context
     pred, true = rollouts_of(model, test, acts, [0], length, context=context, generator=generator,
-                             device=device)  # fmt: skip
-    fd = frechet_per_step(pred, true)
-    return RolloutScores(mse, fd, float(fd.mean()))
+                             device=device, nonfinite="nan")  # fmt: skip
+    fd = _per_step(frechet_per_step, pred, true)
+    diverged = float((~np.isfinite(pred).all(axis=(1, 2))).mean())
+    return RolloutScores(mse, fd, float(fd.mean()), diverged)
+
+
+def _per_step(metric: Any, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """``metric`` per step over the steps at which every rollout is finite; inf after."""
+    finite = np.isfinite(pred).all(axis=(0, 2))
+    live = int(finite.argmin()) if not finite.all() else pred.shape[1]
+    out = np.full(pred.shape[1], np.inf)
+    if live:
+        out[:live] = metric(pred[:, :live], true[:, :live])
+    return out
