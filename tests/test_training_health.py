@@ -18,6 +18,7 @@ from nrf.metrics.training_health import (
     health_flags,
     heldout_rank,
     heldout_shift,
+    history_flags,
     rank_stability,
     tail_stability,
 )
@@ -80,6 +81,10 @@ def test_energy_figures() -> None:
     assert len(flags) == 1
     assert flags[0].startswith("tail_stability 0.400")
     assert health_flags({"rank_stability": 0.3}) == []  # reported only by default
+    checks = [{"tail_stability": 0.2}, {"tail_stability": 0.9}]  # the last check alone looks fine
+    assert history_flags(checks)[0].startswith("tail_stability 0.200")
+    assert history_flags(checks, HealthRules(window=1)) == []
+    assert history_flags([]) == []
     strict = HealthRules(min_rank_stability=0.9)
     assert health_flags({"rank_stability": 0.3}, strict)[0].startswith("rank_stability")
     assert health_flags({"energy_shift": 5.0}) == []  # the offset is arbitrary: reported only

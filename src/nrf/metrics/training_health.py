@@ -35,7 +35,7 @@ so :class:`HealthRules` flags R-hat only when given a ``max_rhat``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,23 @@ class HealthRules:
     max_heldout_rank: float = 0.75
     max_abs_shift: float | None = None  # None: reported only (the energy's offset is arbitrary)
     max_rhat: float | None = None  # None: R-hat is reported, not a flag (see the module docstring)
+    window: int = 3  # the stability figures are judged by their lowest over the last `window` checks
+
+
+def history_flags(checks: Sequence[Mapping[str, float]], rules: HealthRules | None = None) -> list[str]:
+    """:func:`health_flags` of a fit's checked epochs ``checks`` (oldest first): the last
+    check's figures, with ``rank_stability`` and ``tail_stability`` replaced by their lowest
+    value over the last ``rules.window`` checks (one check can land high by chance while the
+    scores still swing)."""
+    r = rules or HealthRules()
+    if not checks:
+        return []
+    figures = dict(checks[-1])
+    for key in ("rank_stability", "tail_stability"):
+        recent = [c[key] for c in checks[-r.window :] if key in c]
+        if recent:
+            figures[key] = min(recent)
+    return health_flags(figures, r)
 
 
 def health_flags(figures: Mapping[str, float], rules: HealthRules | None = None) -> list[str]:
@@ -105,7 +122,7 @@ def health_flags(figures: Mapping[str, float], rules: HealthRules | None = None)
     if "tail_stability" in figures and figures["tail_stability"] < r.min_tail_stability:
         flags.append(
             f"tail_stability {figures['tail_stability']:.3f} < {r.min_tail_stability}: other reference rows "
-            "head the energy ranking than after the previous check (the scores still swing)"
+            "came to head the energy ranking between recent checks (the scores still swing)"
         )
     if (
         r.min_rank_stability is not None

@@ -39,7 +39,7 @@ from nrf.applications.anomaly.settings import DetectorSettings, build_objective,
 from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.data.batch import Batch
 from nrf.generators import LatentGenerator
-from nrf.metrics.training_health import health_flags
+from nrf.metrics.training_health import history_flags
 from nrf.objectives import Objective
 from nrf.registry import plain
 from nrf.samplers import SAMPLERS
@@ -250,8 +250,8 @@ class NRFDetector(BaseEstimator):
         ``tail_stability``, ``heldout_shift``, ``heldout_rank``, ``heldout_loss``, ``ess``, ``rhat``, ``ksd``,
         ``energy_gap``); ``n_iter_`` the iterations run.
     health_flags_:
-        The flags the diagnostics raise on the last checked epoch
-        (:func:`nrf.metrics.training_health.health_flags`), each also issued as a
+        The flags the diagnostics raise on the last checked epochs
+        (:func:`nrf.metrics.training_health.history_flags`), each also issued as a
         ``UserWarning`` by ``fit``; empty for a healthy fit.
     selected_epoch_:
         The epoch whose model is kept (the last one with ``selection="final"``).
@@ -507,9 +507,8 @@ class NRFDetector(BaseEstimator):
         return ((data - self.scale_offset_) / self.scale_).astype(np.float32)
 
     def _health_flags(self) -> list[str]:
-        """The diagnostics' flags of the fit's last checked epoch, each also a ``UserWarning``."""
-        checked = [e for e in self.history_ if "energy_mean" in e]
-        flags = health_flags(checked[-1]) if checked else []
+        """The diagnostics' flags of the fit's last checked epochs, each also a ``UserWarning``."""
+        flags = history_flags([e for e in self.history_ if "energy_mean" in e])
         for flag in flags:
             warnings.warn(f"NRFDetector.fit: the fit ends in a state its diagnostics flag: {flag}",
                           UserWarning, stacklevel=3)  # fmt: skip
