@@ -191,7 +191,8 @@ def _table(progress: Progress, plan: list[tuple[str, str]], out: Path) -> BenchR
 def _cell(values: np.ndarray, fmt: str) -> str:
     """Mean ± sd over the seeds with a finite figure, and how many had none."""
     finite = values[np.isfinite(values)]
-    text = f"{format(mean_sd(list(finite))[0], fmt)} ± {mean_sd(list(finite))[1]:.2g}" if finite.size else "-"
+    m, sd = mean_sd(list(finite)) if finite.size else (0.0, 0.0)
+    text = f"{format(m, fmt)} ± {sd:.2g}" if finite.size else "-"
     return text + (f" ({values.size - finite.size} inf)" if finite.size < values.size else "")
 
 

@@ -57,10 +57,9 @@ def rollout(
         out.append(nxt)
         if k + 1 < steps:
             step = nxt if actions is None else torch.cat([nxt, actions[:, k].to(nxt)], dim=1)
-            if dead.any():  # the dead rows' windows only need to keep the arithmetic going
-                step = torch.where(dead[:, None], torch.zeros_like(step), step)
-                window = torch.where(dead[:, None, None], torch.zeros_like(window), window)
             window = torch.cat([window[:, 1:], step[:, None]], dim=1)
+            if dead.any():  # dead rows are NaN in the output; zeros keep their arithmetic finite
+                window = window.masked_fill(dead[:, None, None], 0.0)
     return torch.stack(out, dim=1)
 
 
