@@ -431,6 +431,30 @@ def test_train_and_rollout_from_the_command_line(
     assert "--steps must be >= 1" in capsys.readouterr().err
 
 
+def test_rollout_command_scores_a_diverging_model_instead_of_raising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(_config(tmp_path, "transition-regression", "trajectory-ff"))]) == 0
+    import nrf.training.run
+
+    # the trained run's place is taken by a model whose rollouts jump to inf past x = 1.05
+    monkeypatch.setattr(nrf.training.run, "load_run", lambda *a, **k: _Exploding(2, edge=1.05))
+    out = tmp_path / "roll.npz"
+    run = tmp_path / "runs" / "transition-regression"
+    assert main(["rollout", str(run), "--steps", "30", "--trajectories", "16", "--out", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as f:
+        pred, mse = f["predicted"], f["mse"]
+    dead = ~np.isfinite(pred).all(axis=(1, 2))
+    assert 0 < dead.sum() < len(dead)
+    scores = json.loads(out.with_suffix(".json").read_text())
+    assert scores["diverged"] == pytest.approx(dead.mean())
+    assert scores["frechet_mean"] is None
+    assert scores["mse"][-1] is None
+    assert np.isfinite(mse[0])
+    assert scores["mse"][0] == pytest.approx(float(mse[0]))
+    assert "left the finite numbers" in capsys.readouterr().out
+
+
 def test_rollout_refuses_a_run_on_other_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "gmm.toml"
     cfg.write_text(

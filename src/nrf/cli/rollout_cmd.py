@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def run_rollout(args: argparse.Namespace) -> int:
-    from nrf.applications.trajectories import rollouts_of
+    from nrf.applications.trajectories import RolloutScores, diverged_share, finite_steps, rollouts_of
     from nrf.data.trajectories import CONTEXT, TRAJECTORY_SETS, load_trajectories
     from nrf.metrics.trajectories import frechet_per_step, rollout_mse
     from nrf.training.config import load_config
@@ -71,11 +71,12 @@ def run_rollout(args: argparse.Namespace) -> int:
         )
     generator = _seeded_generator(args, device)
     pred, true = rollouts_of(objective, data.test, data.test_actions, [0], args.steps, generator=generator,
-                             device=device)  # fmt: skip
-    mse, fd = rollout_mse(pred, true), frechet_per_step(pred, true)
+                             device=device, nonfinite="nan")  # fmt: skip
+    mse, fd = finite_steps(rollout_mse, pred, true), finite_steps(frechet_per_step, pred, true)
+    diverged, mean = diverged_share(pred), float(fd.mean())
     scores = {"run": str(args.run_dir), "data": cfg.data.name, "steps": args.steps,
-              "trajectories": args.trajectories, "seed": seed, "mse": mse.tolist(), "frechet": fd.tolist(),
-              "frechet_mean": float(fd.mean())}  # fmt: skip
+              "trajectories": args.trajectories, "seed": seed,
+              **RolloutScores(mse, fd, mean, diverged).to_json()}  # JSON has no inf: null  # fmt: skip
     png = _strip_plot(pred, true)
 
     def write_arrays(f: BinaryIO) -> None:
@@ -87,7 +88,13 @@ def run_rollout(args: argparse.Namespace) -> int:
     horizon = min(10, args.steps)
     print(f"{pred.shape[0]} rollouts of {args.steps} steps -> {out} ({side[0].name}, {side[1].name})")
     print(f"  MSE at steps 1..{horizon}: " + " ".join(f"{m:.3g}" for m in mse[:horizon]))
-    print(f"  Fréchet distance, mean over steps: {float(fd.mean()):.4g}")
+    print(f"  Fréchet distance, mean over steps: {mean:.4g}")
+    if diverged:
+        live = int(np.isfinite(fd).sum())
+        print(
+            f"  {diverged:.1%} of the rollouts left the finite numbers (NaN in the .npz from there on); "
+            f"the scores are inf (JSON null) from step {live + 1}"
+        )
     return 0
 
 

@@ -1,5 +1,12 @@
 """Trajectory models: rollouts of trained transition models and their scores."""
 
-from nrf.applications.trajectories.rollout import RolloutScores, rollout, rollouts_of, score_rollouts
+from nrf.applications.trajectories.rollout import (
+    RolloutScores,
+    diverged_share,
+    finite_steps,
+    rollout,
+    rollouts_of,
+    score_rollouts,
+)
 
-__all__ = ["RolloutScores", "rollout", "rollouts_of", "score_rollouts"]
+__all__ = ["RolloutScores", "diverged_share", "finite_steps", "rollout", "rollouts_of", "score_rollouts"]

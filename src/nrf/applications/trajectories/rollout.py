@@ -135,20 +135,26 @@ def score_rollouts(
     starts = list(range(0, steps - context - horizon + 1, check_positive_int("start_every", start_every)))
     pred, true = rollouts_of(model, test, acts, starts, horizon, context=context, generator=generator,
                              device=device, nonfinite="nan")  # fmt: skip
-    mse = _per_step(rollout_mse, pred, true)
+    mse = finite_steps(rollout_mse, pred, true)
     length = frechet_steps or steps - context
     pred, true = rollouts_of(model, test, acts, [0], length, context=context, generator=generator,
                              device=device, nonfinite="nan")  # fmt: skip
-    fd = _per_step(frechet_per_step, pred, true)
-    diverged = float((~np.isfinite(pred).all(axis=(1, 2))).mean())
-    return RolloutScores(mse, fd, float(fd.mean()), diverged)
+    fd = finite_steps(frechet_per_step, pred, true)
+    return RolloutScores(mse, fd, float(fd.mean()), diverged_share(pred))
 
 
-def _per_step(metric: Any, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """``metric`` per step over the steps at which every rollout is finite; inf after."""
+def finite_steps(metric: Any, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """``metric`` (a per-step score of rollouts ``(n, steps, d)``, e.g.
+    :func:`nrf.metrics.trajectories.rollout_mse`) over the steps at which every rollout is
+    finite; inf from the first step at which one is not."""
     finite = np.isfinite(pred).all(axis=(0, 2))
     live = int(finite.argmin()) if not finite.all() else pred.shape[1]
     out = np.full(pred.shape[1], np.inf)
     if live:
         out[:live] = metric(pred[:, :live], true[:, :live])
     return out
+
+
+def diverged_share(pred: np.ndarray) -> float:
+    """The share of rollouts ``(n, steps, d)`` that left the finite numbers."""
+    return float((~np.isfinite(pred).all(axis=(1, 2))).mean())
