@@ -6,8 +6,10 @@ Data sets (``--datasets``):
 * ``ball``: one ball in a box with walls, drag and friction (``nrf.data.bouncing_ball``),
   4,500 training and 500 test trajectories of 500 steps; models: ``ebm-ld`` (Fig. 14c's
   energy, 20 Langevin steps, ``configs/ball_ebm.toml``), ``ebm-mppi`` (the same energy with
-  MPPI negatives, ``configs/ball_ebm_mppi.toml``) and ``feed-forward`` (the same layers
-  predicting the next position, ``configs/ball_ff.toml``);
+  MPPI negatives, ``configs/ball_ebm_mppi.toml``), ``ebm-dsm`` (not a paper method: the
+  same energy with SiLU fitted by denoising score matching of the next position, sampled
+  by the same Langevin chains, ``configs/ball_ebm_dsm.toml``) and ``feed-forward`` (the
+  same layers predicting the next position, ``configs/ball_ff.toml``);
 * ``pusher`` / ``pusher-conditional``: gymnasium's MuJoCo Pusher arm under a scripted
   controller with every 4th action random (``nrf.data.robot``; the stand-in for 002_…'s
   policy-driven hand), 2,000 training and 200 test trajectories of 100 steps, without /
@@ -45,7 +47,12 @@ DESCRIPTION = "IGEBM Figs. 8 / 13: rollout MSE and Fréchet distance of EBMs (La
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DATASETS = {"ball": "bouncing-ball", "pusher": "pusher", "pusher-conditional": "pusher-conditional"}
 METHODS: dict[str, dict[str, str]] = {  # data set -> method -> shipped config
-    "ball": {"ebm-ld": "ball_ebm", "ebm-mppi": "ball_ebm_mppi", "feed-forward": "ball_ff"},
+    "ball": {
+        "ebm-ld": "ball_ebm",
+        "ebm-mppi": "ball_ebm_mppi",
+        "ebm-dsm": "ball_ebm_dsm",
+        "feed-forward": "ball_ff",
+    },
     "pusher": {"ebm-ld": "pusher_ebm", "fc": "pusher_fc"},
     "pusher-conditional": {"ebm-ld": "pusher_ebm_conditional", "fc": "pusher_fc_conditional"},
 }
@@ -59,7 +66,7 @@ HORIZON = 10
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default="ball,pusher,pusher-conditional",
                         help="comma-separated: ball, pusher, pusher-conditional")  # fmt: skip
-    text = "comma-separated (default: all of each set): ebm-ld, ebm-mppi, feed-forward, fc"
+    text = "comma-separated (default: all of each set): ebm-ld, ebm-mppi, ebm-dsm, feed-forward, fc"
     parser.add_argument("--methods", default=None, help=text)
     parser.add_argument("--seeds", type=int, default=None, help="seeds per model (default 5, quick 1)")
     parser.add_argument("--minutes", type=float, default=None,

@@ -266,6 +266,58 @@ def test_transition_ebm_gradient_paths() -> None:
     assert not torch.allclose(grads["none"], grads["full"])
 
 
+class _Bowl(torch.nn.Module):
+    """E(x) = |(x - centre) / scale|^2 / (2 sigma^2), the denoising loss's minimizer for
+    rows that all sit at ``centre``."""
+
+    def __init__(self, centre: torch.Tensor, scale: torch.Tensor, sigma: float) -> None:
+        super().__init__()
+        self.centre, self.scale, self.sigma = centre, scale, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.centre) / self.scale).pow(2).sum(1) / (2 * self.sigma**2)
+
+
+def test_denoising_loss_in_scaled_coordinates_vanishes_at_its_minimizer() -> None:
+    from nrf.objectives.denoising_score_matching import denoising_loss
+
+    g = torch.Generator().manual_seed(0)
+    centre, scale, sigma = torch.tensor([[0.3, -2.0]]), torch.tensor([0.01, 3.0]), 0.5
+    x = centre.repeat(500, 1)
+    noise, levels = torch.randn(x.shape, generator=g), torch.full((500,), sigma)
+    exact = denoising_loss(_Bowl(centre, scale, sigma), x, noise, levels, sigma, scale)
+    assert float(exact.detach()) < 1e-10
+    # a bowl of the wrong width: residual (1 - 1/4) eps / sigma, loss 1/2 (3/4)^2 |eps|^2
+    wide = denoising_loss(_Bowl(centre, scale, 2 * sigma), x, noise, levels, sigma, scale)
+    torch.testing.assert_close(wide.detach(), 0.5 * 0.75**2 * noise.pow(2).sum(1).mean())
+    # without a scale the same loss in the data's own units
+    plain = denoising_loss(_Bowl(centre, torch.ones(2), sigma), x, noise, levels, sigma)
+    assert float(plain.detach()) < 1e-10
+
+
+def test_transition_ebm_denoising_term_trains_a_minimum_at_the_next_state() -> None:
+    """With only the denoising term (contrast_weight 0: no training chains), 20 Langevin
+    steps from the last state land near the next state: the term alone shapes a bowl
+    around it."""
+    torch.manual_seed(0)
+    train, test = _ball_batch(seed=0), _ball_batch(50, seed=1)
+    energy = TransitionEnergy(2, architecture="mlp", activation="silu")
+    assert isinstance(energy.trunk.net[1], torch.nn.SiLU)
+    obj = TransitionEBM(energy, steps=20, contrast_weight=0.0, dsm_weight=1.0, dsm_sigma=0.5)
+    obj.initialize_batch(train)
+    ctx = _Ctx(obj, 1e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(200):
+        idx = torch.randint(0, len(train), (128,), generator=g)
+        metrics = obj.training_step(train.select(idx), ctx)
+    assert set(metrics) == {"loss", "loss_dsm"}  # no chains were run
+    assert metrics["loss_dsm"] < 0.5  # 1.0 = d / 2 for an energy with no gradient
+    after = float((obj.predict(test.y, g) - test.x).pow(2).mean())
+    assert after < 0.2 * _copy_last_mse(test)
+    assert obj.config_args()["dsm_weight"] == 1.0
+    assert obj.config_args()["dsm_sigma"] == 0.5
+
+
 def test_transition_objectives_refuse_wrong_inputs() -> None:
     with pytest.raises(TypeError, match="transition model"):
         TransitionEBM(paper_potential("gmm"))
@@ -278,6 +330,14 @@ def test_transition_objectives_refuse_wrong_inputs() -> None:
         obj.sample(3)
     with pytest.raises(ValueError, match="backprop_steps"):
         TransitionEBM(TransitionEnergy(2), steps=5, backprop_steps=6)
+    with pytest.raises(ValueError, match="dsm_weight"):
+        TransitionEBM(TransitionEnergy(2), dsm_weight=-1.0)
+    with pytest.raises(ValueError, match="dsm_sigma"):
+        TransitionEBM(TransitionEnergy(2), dsm_sigma=0.0)
+    with pytest.raises(ValueError, match="both 0"):
+        TransitionEBM(TransitionEnergy(2), contrast_weight=0.0)
+    with pytest.raises(ValueError, match="activation"):
+        TransitionEnergy(2, activation="cubic")
     assert (
         OBJECTIVES.build({"name": "transition-ebm", "proposal": "mppi"}, energy=TransitionEnergy(2)).steps
         == 30

@@ -15,7 +15,11 @@ Two architectures (``architecture``):
   explosion").
 
 Both take contexts ``(batch, c, d + a)`` and next states ``(batch, d)``; leaky ReLU (slope
-0.2) between layers. What a time step feeds the layers (``coordinates``):
+0.2, the papers') between layers, or another of :data:`nrf.nn.ACTIVATIONS` (``activation``;
+a smooth one, e.g. ``"silu"``, gives an energy whose input gradient is not piecewise
+constant, which denoising score matching of the next state needs).
+
+What a time step feeds the layers (``coordinates``):
 
 * ``"relative"`` (default): its displacement from the last context state s_t divided by
   the per-dimension standard deviation of one step's displacement, (s_k - s_t) / step_std,
@@ -44,6 +48,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from nrf._checks import check_bool, check_choice, check_positive_int
 from nrf.energies.base import Energy
+from nrf.nn import ACTIVATIONS, make_activation
 
 ARCHITECTURES = ("attention-conv", "mlp")
 COORDINATES = ("relative", "absolute")
@@ -78,13 +83,21 @@ class AttentionConvTrunk(nn.Module):
     """001_… Fig. 14c without its last layer: ``(batch, steps, features)`` ->
     ``(batch, channels * steps)``."""
 
-    def __init__(self, in_features: int, steps: int, width: int = 32, channels: int = 128, kernel: int = 3):
+    def __init__(
+        self,
+        in_features: int,
+        steps: int,
+        width: int = 32,
+        channels: int = 128,
+        kernel: int = 3,
+        activation: str = "leaky_relu",
+    ) -> None:
         super().__init__()
         self.fc = nn.Linear(in_features, width)
         self.attention = SelfAttention(width)
         self.conv1 = nn.Conv1d(width, channels, kernel, padding=kernel // 2)
         self.conv2 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = make_activation(activation)
         self.out_features: int = channels * steps
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
@@ -98,12 +111,19 @@ class AttentionConvTrunk(nn.Module):
 class MLPTrunk(nn.Module):
     """002_…'s 3 x 128 fully connected layers on the flattened input."""
 
-    def __init__(self, in_features: int, hidden: int = 128, layers: int = 3, spectral: bool = False):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int = 128,
+        layers: int = 3,
+        spectral: bool = False,
+        activation: str = "leaky_relu",
+    ) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         n = in_features
         for _ in range(layers):
-            mods += [_linear(n, hidden, spectral), nn.LeakyReLU(0.2)]
+            mods += [_linear(n, hidden, spectral), make_activation(activation)]
             n = hidden
         self.net = nn.Sequential(*mods)
         self.out_features: int = hidden
@@ -132,6 +152,7 @@ class _TransitionModel(Energy):
         architecture: str = "attention-conv",
         spectral_norm: bool = False,
         coordinates: str = "relative",
+        activation: str = "leaky_relu",
         steps_in: int,
         with_next: bool,
     ) -> None:
@@ -144,6 +165,7 @@ class _TransitionModel(Energy):
         if self.spectral_norm and self.architecture != "mlp":
             raise ValueError("spectral_norm: only the 'mlp' architecture has it (002_…'s FC baseline)")
         self.coordinates = check_choice("coordinates", coordinates, COORDINATES)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.event_shape = (self.state_dim,)
         self.register_buffer("state_mean", torch.zeros(self.state_dim))
         self.register_buffer("state_std", torch.ones(self.state_dim))
@@ -152,9 +174,11 @@ class _TransitionModel(Energy):
         features = (2 if relative else 1) * self.state_dim + self.action_dim
         self.with_next = with_next
         if self.architecture == "attention-conv":
-            self.trunk = AttentionConvTrunk(features, steps_in)
+            self.trunk = AttentionConvTrunk(features, steps_in, activation=self.activation)
         else:
-            self.trunk = MLPTrunk(steps_in * features, spectral=self.spectral_norm)
+            self.trunk = MLPTrunk(
+                steps_in * features, spectral=self.spectral_norm, activation=self.activation
+            )
 
     def set_normalization(
         self, mean: torch.Tensor, std: torch.Tensor, step_std: torch.Tensor | None = None
@@ -216,7 +240,7 @@ class _TransitionModel(Energy):
     def hyperparameters(self) -> dict[str, Any]:
         return {"state_dim": self.state_dim, "context": self.context, "action_dim": self.action_dim,
                 "architecture": self.architecture, "spectral_norm": self.spectral_norm,
-                "coordinates": self.coordinates}  # fmt: skip
+                "coordinates": self.coordinates, "activation": self.activation}  # fmt: skip
 
 
 class TransitionEnergy(_TransitionModel):
@@ -237,10 +261,11 @@ class TransitionEnergy(_TransitionModel):
         architecture: str = "attention-conv",
         spectral_norm: bool = False,
         coordinates: str = "relative",
+        activation: str = "leaky_relu",
     ) -> None:
         super().__init__(state_dim, context, action_dim, architecture=architecture,
-                         spectral_norm=spectral_norm,
-                         coordinates=coordinates, steps_in=context + 1, with_next=True)  # fmt: skip
+                         spectral_norm=spectral_norm, coordinates=coordinates,
+                         activation=activation, steps_in=context + 1, with_next=True)  # fmt: skip
         self.head = _linear(self.trunk.out_features, 1, self.spectral_norm)
 
     def class_energy(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -268,10 +293,11 @@ class TransitionPredictor(_TransitionModel):
         architecture: str = "attention-conv",
         spectral_norm: bool = False,
         coordinates: str = "relative",
+        activation: str = "leaky_relu",
     ) -> None:
         super().__init__(state_dim, context, action_dim, architecture=architecture,
-                         spectral_norm=spectral_norm,
-                         coordinates=coordinates, steps_in=context, with_next=False)  # fmt: skip
+                         spectral_norm=spectral_norm, coordinates=coordinates,
+                         activation=activation, steps_in=context, with_next=False)  # fmt: skip
         self.head = _linear(self.trunk.out_features, self.state_dim, self.spectral_norm)
 
     def predict(self, context: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,33 @@ def check_levels(sigmas: Sequence[float] | float) -> tuple[float, ...]:
     return tuple(check_positive("sigmas", float(s)) for s in values)
 
 
+def denoising_loss(
+    energy: nn.Module,
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    levels: torch.Tensor,
+    sigma: float,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The denoising score-matching loss of rows ``x`` for standard normal ``noise`` of the
+    same shape, one level per row (``levels``, ``(batch,)``) and the reference level
+    ``sigma``, in the coordinates u = x / scale (``scale``: one positive number per feature,
+    ``None``: 1):
+
+        x~ = x + level * scale * noise,
+        L = 1/2 sigma^2 mean_i | scale * grad_x E(x~_i) - level_i noise_i / sigma^2 |^2,
+
+    which is the module docstring's loss in u (grad_u E = scale * grad_x E). The graph is
+    kept: the loss is differentiated by the energy's parameters."""
+    shape = (-1, *([1] * (x.dim() - 1)))
+    level = levels.view(shape).to(x)
+    unit = torch.ones_like(x[:1]) if scale is None else scale.to(x)
+    noisy = x + level * unit * noise
+    grad = -energy_score(energy, noisy, create_graph=True)
+    residual = (unit * grad - level * noise / sigma**2).flatten(1)
+    return 0.5 * sigma**2 * residual.pow(2).sum(1).mean()
+
+
 @OBJECTIVES.register("dsm", aliases=("denoising-score-matching", "mdsm"), context=("energy", "sampler"))
 class DenoisingScoreMatching(DataStartObjective):
     """Single- or multi-level denoising score matching.
@@ -81,12 +108,7 @@ class DenoisingScoreMatching(DataStartObjective):
     def loss(self, x: torch.Tensor, noise: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         """The loss of the module docstring for rows ``x``, standard normal ``noise`` of the
         same shape and one noise level per row (``levels``, shape ``(batch,)``)."""
-        scale = levels.view(-1, *([1] * (x.dim() - 1))).to(x)
-        noisy = x + scale * noise
-        score = energy_score(self.energy, noisy, create_graph=True)  # -grad E
-        s0 = self.sigma
-        residual = (-score - (noisy - x) / s0**2).flatten(1)
-        return 0.5 * s0**2 * residual.pow(2).sum(1).mean()
+        return denoising_loss(self.energy, x, noise, levels, self.sigma)
 
     def draw(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Standard normal noise shaped like ``x`` and one level of ``sigmas`` per row."""

@@ -22,8 +22,9 @@ of its data, which it does not state.
 
 With x- = Ω(x_K) (Ω: stop-gradient) the loss is
 
-    L = mean E(x+ | c) - mean E(x- | c) + alpha (mean E(x+ | c)^2 + mean E(x- | c)^2)
-        + kl_weight * L_grad,
+    L = contrast_weight * L_contrast + dsm_weight * L_dsm,
+    L_contrast = mean E(x+ | c) - mean E(x- | c) + alpha (mean E(x+ | c)^2 + mean E(x- | c)^2)
+                 + kl_weight * L_grad,
 
 and ``backprop`` says how the sampling steps enter the gradient (001_… section 8.6:
 "we backpropagate through the sampling procedure" instead of spectral normalization):
@@ -35,6 +36,19 @@ and ``backprop`` says how the sampling steps enter the gradient (001_… section
 * ``"full"``: the negative term itself is differentiated through the chains,
   - mean E(x_K(θ) | c) (both paths), and L_grad = 0;
 * ``"none"``: chains without a graph, L_grad = 0.
+
+L_dsm (``dsm_weight`` > 0; 0, the papers' objective, by default) is denoising score
+matching of the next state in the chains' coordinates u = x / S: with
+x~ = x+ + dsm_sigma * S eps, eps ~ N(0, I),
+
+    L_dsm = 1/2 dsm_sigma^2 mean | S grad_x E(x~ | c) - eps / dsm_sigma |^2,
+
+whose minimizer for a deterministic transition is the bowl
+E(x | c) = |(x - x+) / S|^2 / (2 dsm_sigma^2) + const: its minimum is the next state and a
+Langevin step of size step_size shrinks the distance to it by the factor
+1 - step_size / dsm_sigma^2. With ``contrast_weight`` 0 no chains are run in training and
+the energy is fitted by L_dsm alone (a denoising score-matching energy of the next state,
+sampled by the same chains for predictions).
 
 The model's prediction of the next state (:meth:`predict`, used for rollouts) is the end
 of the same chain, started at the context's last state, with ``predict_steps`` steps.
@@ -54,6 +68,7 @@ from nrf.data.batch import Batch
 from nrf.energies.compose import ConditionedEnergy
 from nrf.nn import evaluation_mode
 from nrf.objectives.base import OBJECTIVES, Objective, StepContext
+from nrf.objectives.denoising_score_matching import denoising_loss
 from nrf.samplers.base import noise_like
 from nrf.samplers.langevin import clip_gradient, langevin_update
 from nrf.samplers.mppi import mppi_update
@@ -132,6 +147,12 @@ class TransitionEBM(Objective):
         units of S. Predictions start at the last state.
     predict_steps:
         Steps of :meth:`predict` (default ``steps``).
+    dsm_weight, dsm_sigma:
+        Weight of the denoising score-matching term L_dsm (0: none) and its noise level in
+        units of S (see the module docstring).
+    contrast_weight:
+        Weight of the contrastive part L_contrast (0: no training chains; then
+        ``dsm_weight`` must be positive).
     """
 
     def __init__(
@@ -153,6 +174,9 @@ class TransitionEBM(Objective):
         start: str = "last",
         start_noise: float = 0.0,
         predict_steps: int | None = None,
+        dsm_weight: float = 0.0,
+        dsm_sigma: float = 0.5,
+        contrast_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.energy = check_transition_model(energy, "transition-ebm")
@@ -178,12 +202,23 @@ class TransitionEBM(Objective):
         self.predict_steps = (
             None if predict_steps is None else check_positive_int("predict_steps", predict_steps)
         )
+        self.dsm_weight = check_positive("dsm_weight", dsm_weight, allow_zero=True)
+        self.dsm_sigma = check_positive("dsm_sigma", dsm_sigma)
+        self.contrast_weight = check_positive("contrast_weight", contrast_weight, allow_zero=True)
+        if self.contrast_weight == 0 and self.dsm_weight == 0:
+            raise ValueError("contrast_weight and dsm_weight are both 0: the loss would be empty")
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"energy": [p for p in self.energy.parameters() if p.requires_grad]}
 
     def initialize_batch(self, batch: Batch) -> None:
         set_state_normalization(self.energy, batch)
+
+    def scale(self) -> torch.Tensor:
+        """S: the energy's ``step_std`` with ``precondition``, else ones."""
+        model: Any = self.energy
+        std: torch.Tensor = model.step_std
+        return std if self.precondition else torch.ones_like(std)
 
     def starts(
         self, context: torch.Tensor, generator: torch.Generator | None, *, noisy: bool = True
@@ -193,8 +228,7 @@ class TransitionEBM(Objective):
         model: Any = self.energy
         x = context[:, -1, : model.state_dim].clone()
         if noisy and self.start == "noise" and self.start_noise > 0:
-            scale = model.step_std if self.precondition else torch.ones_like(model.step_std)
-            x = x + self.start_noise * scale * noise_like(x, generator)
+            x = x + self.start_noise * self.scale() * noise_like(x, generator)
         return x
 
     def chain(
@@ -209,8 +243,7 @@ class TransitionEBM(Objective):
         on keep their graph (the result a differentiable function of the parameters),
         ``None``: no graph at all."""
         x = x.detach()
-        model: Any = self.energy
-        scale = model.step_std if self.precondition else torch.ones_like(model.step_std)
+        scale = self.scale()
         for k in range(steps):
             graph = graph_from is not None and k >= graph_from
             if self.proposal == "langevin":
@@ -234,11 +267,16 @@ class TransitionEBM(Objective):
                 x = x.detach()
         return x
 
-    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
-        context = context_of(batch, "transition-ebm")
-        x_pos = batch.x
-        conditioned = ConditionedEnergy(self.energy, context)
-        start = self.starts(context, ctx.generator)
+    def contrastive_loss(
+        self,
+        conditioned: ConditionedEnergy,
+        context: torch.Tensor,
+        x_pos: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The contrastive part of L (the chains' negatives, the alpha penalty and the path
+        through the chains chosen by ``backprop``) and its metrics."""
+        start = self.starts(context, generator)
         graph_from = None
         if self.backprop != "none":
             graph_from = self.steps - (self.backprop_steps or self.steps)
@@ -246,12 +284,16 @@ class TransitionEBM(Objective):
             self.energy, context, self.mppi_samples if self.proposal == "mppi" else 1
         )
         with evaluation_mode(self.energy):
-            x_chain = self.chain(sampled, start, self.steps, ctx.generator, graph_from)
+            x_chain = self.chain(sampled, start, self.steps, generator, graph_from)
         x_neg = x_chain.detach()
         e_pos = conditioned(x_pos)
         e_neg = conditioned(x_neg)
         loss = e_pos.mean() - e_neg.mean() + self.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
-        metrics: dict[str, float] = {}
+        metrics = {
+            "energy_data": float(e_pos.detach().mean()),
+            "energy_samples": float(e_neg.detach().mean()),
+            "sample_error": float((x_neg - x_pos).pow(2).sum(1).mean()),
+        }
         if self.backprop == "full":
             loss = loss + e_neg.mean() - conditioned(x_chain).mean()
         elif self.backprop == "kl" and self.kl_weight > 0:
@@ -259,14 +301,25 @@ class TransitionEBM(Objective):
             kl = functional_call(conditioned, frozen, (x_chain,)).mean()
             loss = loss + self.kl_weight * kl
             metrics["loss_kl"] = float(kl.detach())
+        return loss, metrics
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        context = context_of(batch, "transition-ebm")
+        x_pos = batch.x
+        conditioned = ConditionedEnergy(self.energy, context)
+        loss = x_pos.new_zeros(())
+        metrics: dict[str, float] = {}
+        if self.contrast_weight > 0:
+            contrast, metrics = self.contrastive_loss(conditioned, context, x_pos, ctx.generator)
+            loss = loss + self.contrast_weight * contrast
+        if self.dsm_weight > 0:
+            levels = x_pos.new_full((x_pos.shape[0],), self.dsm_sigma)
+            eps = noise_like(x_pos, ctx.generator)
+            dsm = denoising_loss(conditioned, x_pos, eps, levels, self.dsm_sigma, self.scale())
+            loss = loss + self.dsm_weight * dsm
+            metrics["loss_dsm"] = float(dsm.detach())
         ctx.update("energy", loss)
-        return {
-            "loss": float(loss.detach()),
-            "energy_data": float(e_pos.detach().mean()),
-            "energy_samples": float(e_neg.detach().mean()),
-            "sample_error": float((x_neg - x_pos).pow(2).sum(1).mean()),
-            **metrics,
-        }
+        return {"loss": float(loss.detach()), **metrics}
 
     @torch.no_grad()
     def predict(self, context: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
