@@ -14,8 +14,10 @@ Data sets (``--datasets``):
   controller with every 4th action random (``nrf.data.robot``; the stand-in for 002_…'s
   policy-driven hand), 2,000 training and 200 test trajectories of 100 steps, without /
   with the actions; models: ``ebm-ld`` (002_…'s 3 x 128 FC energy,
-  ``configs/pusher_ebm*.toml``) and ``fc`` (the spectral-normalized 3 x 128 FC predictor,
-  ``configs/pusher_fc*.toml``).
+  ``configs/pusher_ebm.toml`` / ``pusher_ebm_conditional.toml``), ``ebm-dsm`` (not a paper
+  method: the same energy with SiLU fitted by denoising score matching,
+  ``configs/pusher_ebm_dsm*.toml``) and ``fc`` (the spectral-normalized 3 x 128 FC
+  predictor, ``configs/pusher_fc*.toml``).
 
 Every model trains for ``--minutes`` of wall time (``train.max_seconds``) with
 ``--threads`` threads, per seed (``--seeds``), and is scored in its final state on the test
@@ -53,8 +55,12 @@ METHODS: dict[str, dict[str, str]] = {  # data set -> method -> shipped config
         "ebm-dsm": "ball_ebm_dsm",
         "feed-forward": "ball_ff",
     },
-    "pusher": {"ebm-ld": "pusher_ebm", "fc": "pusher_fc"},
-    "pusher-conditional": {"ebm-ld": "pusher_ebm_conditional", "fc": "pusher_fc_conditional"},
+    "pusher": {"ebm-ld": "pusher_ebm", "ebm-dsm": "pusher_ebm_dsm", "fc": "pusher_fc"},
+    "pusher-conditional": {
+        "ebm-ld": "pusher_ebm_conditional",
+        "ebm-dsm": "pusher_ebm_dsm_conditional",
+        "fc": "pusher_fc_conditional",
+    },
 }
 PAPER_FD = {  # 002_… section 5.2: average Fréchet distance on its hand data (not ours)
     ("pusher", "ebm-ld"): 5.96, ("pusher", "fc"): 33.28,

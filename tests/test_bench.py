@@ -271,3 +271,36 @@ def test_mnist_ebm_tiny_run(
     noise, train = record["reference"]["uniform noise"], record["reference"]["training images"]
     assert noise["fid"] > train["fid"]
     assert (tmp_path / "mnist_ebm_samples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_trajectories_tiny_run_report_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import math
+
+    argv = ["bench", "trajectories", "--quick", "--out", str(tmp_path), "--datasets", "pusher-conditional",
+            "--methods", "ebm-dsm,fc", "--minutes", "0.03", "--seeds", "1"]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "pusher-conditional ebm-dsm" in first
+    assert "pusher-conditional fc" in first
+    assert " seed 0 " in first  # the line of a fitted model
+    methods = json.loads((tmp_path / "trajectories.json").read_text())["results"]["methods"]
+    assert set(methods) == {"pusher-conditional/ebm-dsm", "pusher-conditional/fc"}
+    configs = {m: entry["records"][0]["settings"]["config"] for m, entry in methods.items()}
+    assert configs == {"pusher-conditional/ebm-dsm": "pusher_ebm_dsm_conditional",
+                       "pusher-conditional/fc": "pusher_fc_conditional"}  # fmt: skip
+    for entry in methods.values():
+        (rec,) = entry["records"]
+        assert rec["updates"] >= 1
+        assert len(rec["mse"]) == 10
+        assert all(math.isfinite(v) for v in rec["mse"])
+        assert rec["diverged"] == 0.0
+        assert math.isfinite(rec["frechet_mean"])
+    assert (tmp_path / "trajectories.png").stat().st_size > 1000
+    # --report and --resume rebuild the table from the progress file and fit nothing
+    for flag in ("--report", "--resume"):
+        assert main([*argv, flag]) == 0
+        out = capsys.readouterr().out
+        assert "updates" in out
+        assert " seed 0 " not in out
+        assert "| pusher-conditional | ebm-dsm |" in out
