@@ -35,6 +35,7 @@ BASELINE_NOTES = {
     "AutoEncoder": "64-32 ReLU",
     "VAE": "128-64-32 ReLU, latent 2",
     "DeepSVDD": "64-32 ReLU",
+    "DIF": "50 representations x 6 trees",
 }
 DEEP_EPOCHS = {"AutoEncoder": "epoch_num", "VAE": "epoch_num", "DeepSVDD": "epochs"}  # PyOD's name
 # baselines without randomness: another seed on the same rows gives the same scores, so the
@@ -57,6 +58,10 @@ NRF_METHODS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ssm": ("nrf SSM", {"method": "ssm"}, "stable"),
     "nce": ("nrf NCE", {"method": "nce"}, "stable"),
     "default": ("nrf default", {}, "default"),
+    # the default before the noise rule: one fixed level on min-max features (chosen on KDDCUP99)
+    "dsm-fixed": ("nrf DSM 0.03", {"objective_options": {"sigmas": [0.03]}}, "default"),
+    # the rule's level doubled, the rows as min-max scaled (the network's input not rescaled)
+    "dsm-2x": ("nrf DSM 2h", {"objective_options": {"noise_ladder": [2.0], "noise_unit": None}}, "default"),
 }
 NRF_ROWS = {row: (key, kwargs, family) for key, (row, kwargs, family) in NRF_METHODS.items()}
 
@@ -87,13 +92,15 @@ def settings_note(method: str, settings: dict[str, Any], nrf_note: str = "") -> 
     return ", ".join(parts)
 
 
-def select_methods(spec: str, ensembles: bool = False) -> list[str]:
+def select_methods(spec: str, ensembles: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """``--methods``: ``all`` or a comma-separated subset of the keys of :data:`NRF_METHODS`
-    and the PyOD names; ``all`` includes the x3 ensembles only with ``ensembles``."""
+    and the PyOD names (:data:`BASELINES` and ``extra``); ``all`` includes the x3 ensembles
+    only with ``ensembles``."""
+    baselines = [*BASELINES, *(b for b in extra if b not in BASELINES)]
     if spec == "all":
         nrf = [row for key, (row, _, _) in NRF_METHODS.items() if ensembles or not key.endswith("-x3")]
-        return [*nrf, *BASELINES]
-    keys = {**{k: row for k, (row, _, _) in NRF_METHODS.items()}, **{b.lower(): b for b in BASELINES}}
+        return [*nrf, *baselines]
+    keys = {**{k: row for k, (row, _, _) in NRF_METHODS.items()}, **{b.lower(): b for b in baselines}}
     wanted = [s.strip().lower() for s in spec.split(",")]
     unknown = [w for w in wanted if w not in keys]
     if unknown:
@@ -110,6 +117,7 @@ def make_baseline(
     try:
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.deep_svdd import DeepSVDD
+        from pyod.models.dif import DIF
         from pyod.models.ecod import ECOD
         from pyod.models.hbos import HBOS
         from pyod.models.iforest import IForest
@@ -135,6 +143,7 @@ def make_baseline(
         "DeepSVDD": lambda: DeepSVDD(
             n_features=n_features, epochs=epochs, batch_size=batch_size, verbose=0, random_state=seed
         ),
+        "DIF": lambda: DIF(random_state=seed, device=device),
     }
     return makers[name]()
 

@@ -149,3 +149,45 @@ def test_mnist_oc_benchmark_tiny_run_and_report(
     assert main([*args, "--report"]) == 0
     assert "| IForest" in capsys.readouterr().out
     assert len((out / "mnist-oc-progress.jsonl").read_text().splitlines()) == 5
+
+
+@pytest.mark.slow
+def test_tabular_panel_quick_run_split_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert (
+        main(["bench", "tabular-panel", "--quick", "--out", str(out), "--methods", "default,iforest,knn"])
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert re.search(r"\| iris +\| continuous", table)
+    assert "| breast-cancer" in table
+    assert "| mean rank" in table
+    assert "| nrf default vs | wins | ties | losses |" in table
+    lines = (out / "tabular-panel-progress.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines[1:]]
+    assert len(records) == 3 * (3 + 1)  # 3 methods x (3 iris tasks + breast cancer), one seed
+    assert {r["task"] for r in records} == {"iris/0", "iris/1", "iris/2", "breast-cancer"}
+    assert all(0 <= r["auroc"] <= 100 and 0 <= r["ap"] <= 100 for r in records)
+    results = json.loads((out / "tabular-panel.json").read_text())["results"]
+    wtl = results["wins_ties_losses"]
+    assert set(wtl) == {"IForest", "KNN"}
+    assert all(sum(v) == 2 for v in wtl.values())
+    import tabular_panel  # importable now: the bench runner put benchmarks/ on the path
+
+    from nrf.data.anomaly_sets import AnomalyTask
+
+    y = np.r_[np.zeros(90, dtype=np.int64), np.ones(10, dtype=np.int64)]
+    X = np.random.RandomState(0).rand(100, 3) * 50
+    train, test, y_test = tabular_panel.split_task(AnomalyTask("t", X, y), 0)
+    assert train.shape == (63, 3)
+    assert test.shape == (30, 3)
+    assert int(y_test.sum()) == 3  # 70 / 30, stratified
+    np.testing.assert_allclose(train.min(0), 0.0, atol=1e-6)  # scaled by the normal training rows
+    np.testing.assert_allclose(train.max(0), 1.0, atol=1e-6)
+    big = AnomalyTask(
+        "big", np.random.RandomState(1).rand(30000, 2), np.r_[np.zeros(29000), np.ones(1000)].astype(int)
+    )
+    train, test, _ = tabular_panel.split_task(big, 0)
+    assert train.shape[0] + test.shape[0] < 10000  # ADBench's cap, before the split (anomalies dropped)
+    with pytest.raises(ValueError, match="--sets: unknown"):
+        main(["bench", "tabular-panel", "--quick", "--out", str(out), "--sets", "nope", "--debug"])
