@@ -603,3 +603,55 @@ def test_checkpointed_fit_rolls_back_a_divergence(tmp_path: Path) -> None:
         det = NRFDetector(method="cd", energy=_NaNOnce(6), checkpoint_dir=tmp_path / "c", **FAST).fit(train)
     assert det.n_iter_ == 6
     assert np.isfinite(det.decision_scores_).all()
+
+
+def test_dsm_noise_level_chosen_from_the_training_rows(tmp_path: Path) -> None:
+    """The default dsm level is the held-out-likelihood bandwidth of the scaled training rows
+    (times the preset's ladder), so it follows the rows' spacing, not their units."""
+    from nrf.applications.anomaly.presets import detector_preset
+    from nrf.metrics.kde_bandwidth import likelihood_cv_bandwidth
+
+    rng = np.random.RandomState(0)
+    tight = rng.rand(400, 3).astype(np.float32)
+    det = NRFDetector(epochs=1, diagnostic_chains=0, random_state=0).fit(tight)
+    preset = detector_preset("tabular-stable")
+    sel = det.noise_selection_
+    levels = [sel["bandwidth"] * m for m in preset.noise_ladder]  # in min-max units
+    # the network sees the rows in units of noise_unit times the reference level
+    assert sel["input_unit"] == pytest.approx(preset.noise_unit * levels[0])
+    assert det.noise_levels_ == pytest.approx([v / sel["input_unit"] for v in levels])
+    assert det.noise_levels_[0] == pytest.approx(1 / preset.noise_unit)
+    expected = (tight - tight.min(0)) / np.ptp(tight, 0) / sel["input_unit"]
+    np.testing.assert_allclose(det._scale(tight), expected,
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    assert det.objective_.sigmas == det.noise_levels_
+    assert det.objective_.sigma == det.noise_levels_[0]
+    assert sel["bandwidth"] == sel["grid"][int(np.argmax(sel["log_likelihood"]))]
+    assert not sel["at_edge"]
+    # units do not matter (the rows are min-max scaled first); the spacing does
+    again = NRFDetector(epochs=1, diagnostic_chains=0, random_state=0).fit(tight * 1000.0)
+    assert again.noise_selection_["bandwidth"] == pytest.approx(sel["bandwidth"], rel=1e-6)
+    rows = np.tile(tight, (8, 1)) + 0.003 * rng.randn(3200, 3).astype(np.float32)
+    many = NRFDetector(epochs=1, diagnostic_chains=0, random_state=0).fit(rows)
+    assert many.noise_selection_["bandwidth"] < sel["bandwidth"]  # more rows, closer together: less noise
+    # the rule on the rows themselves, as the detector computes it (min-max scaled)
+    scaled = torch.from_numpy((tight - tight.min(0)) / np.ptp(tight, 0))
+    direct = likelihood_cv_bandwidth(scaled[:360], scaled[360:])
+    assert direct.bandwidth / sel["bandwidth"] < 1.5
+    assert sel["bandwidth"] / direct.bandwidth < 1.5
+    # given levels are used as given
+    fixed = NRFDetector(objective_options={"sigmas": [0.2]}, epochs=1, diagnostic_chains=0).fit(tight)
+    assert fixed.noise_levels_ is None
+    assert fixed.objective_.sigmas == (0.2,)
+    # the chosen levels are saved and read back
+    det.save(tmp_path / "det")
+    back = NRFDetector.load(tmp_path / "det")
+    assert back.noise_levels_ == det.noise_levels_
+    np.testing.assert_allclose(back.scale_, det.scale_)
+    np.testing.assert_allclose(
+        back.decision_function(tight[:20]), det.decision_function(tight[:20]), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="sigmas must be noise levels"):
+        NRFDetector(objective_options={"sigmas": "silverman"}).fit(tight)
+    with pytest.raises(ValueError, match="sigmas must be noise levels"):
+        NRFDetector(method="ssm", objective_options={"sigmas": "auto"}).fit(tight)

@@ -35,10 +35,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from nrf._checks import check_choice, check_positive_int
-from nrf.applications.anomaly.settings import DetectorSettings, build_objective, resolve_settings
+from nrf.applications.anomaly.settings import (
+    DetectorSettings,
+    build_objective,
+    needs_noise_rule,
+    noise_levels,
+    rescales_input,
+    resolve_settings,
+)
 from nrf.applications.anomaly.thresholds import outlier_confidence, outlier_proba, score_threshold
 from nrf.data.batch import Batch
 from nrf.generators import LatentGenerator
+from nrf.metrics.kde_bandwidth import likelihood_cv_bandwidth
 from nrf.metrics.training_health import history_flags
 from nrf.objectives import Objective
 from nrf.registry import plain
@@ -53,6 +61,8 @@ from nrf.training.run import resolve_device
 FORMAT = "nrf-detector/1"
 MAX_CHECKS = 25  # health checks per fit: every ceil(epochs / 25) epochs, and the last
 CHAIN_STEPS = 200  # steps of each diagnostic chain (the second half traced)
+NOISE_REFERENCE_ROWS = 4000  # training rows that are the kernel centres of the noise rule
+NOISE_HELDOUT_ROWS = 1000  # held-out rows that score each bandwidth
 
 
 class BestHeldout(Callback):
@@ -263,6 +273,11 @@ class NRFDetector(BaseEstimator):
     are kept as given.
     """
 
+    scale_offset_: np.ndarray | None
+    scale_: np.ndarray | None
+    noise_levels_: tuple[float, ...] | None
+    noise_selection_: dict[str, Any] | None
+
     def __init__(
         self,
         contamination: float = 0.1,
@@ -398,7 +413,51 @@ class NRFDetector(BaseEstimator):
     # --- model -----------------------------------------------------------------------
 
     def _build(self, s: DetectorSettings, n_features: int) -> Objective:
-        return build_objective(self, s, n_features)
+        return build_objective(self, s, n_features, getattr(self, "noise_levels_", None))
+
+    def _choose_noise(
+        self, s: DetectorSettings, scaled: np.ndarray, train_rows: np.ndarray, heldout_rows: np.ndarray,
+        seed: int,
+    ) -> np.ndarray:  # fmt: skip
+        """Choose the dsm noise levels from the scaled training rows when they are ``"auto"``
+        and return the rows as the network sees them.
+
+        The bandwidth h of the Gaussian kernel estimate on up to 4,000 training rows that
+        gives up to 1,000 held-out rows (the validation rows, or a tenth of the training rows
+        when none are held out) the largest mean log-density
+        (:func:`~nrf.metrics.kde_bandwidth.likelihood_cv_bandwidth`), times the preset's
+        ``noise_ladder`` (or ``objective_options``'), gives the levels. With ``noise_unit`` u, the rows are
+        then divided by u times the reference level (folded into ``scale_``), so the network
+        sees the reference level as 1 / u input units and ``noise_levels_`` are in those
+        units. Sets ``noise_levels_`` and ``noise_selection_`` (``None`` when the levels
+        are given)."""
+        self.noise_levels_ = self.noise_selection_ = None
+        if not needs_noise_rule(s):
+            return scaled
+        rs = np.random.RandomState((seed + 1) % (2**32 - 1))
+        rows = rs.permutation(train_rows)
+        held = rs.permutation(heldout_rows)
+        if held.size == 0:  # no validation rows: hold out a tenth of the training rows
+            count = max(1, rows.size // 10)
+            held, rows = rows[:count], rows[count:]
+        reference = torch.from_numpy(scaled[rows[:NOISE_REFERENCE_ROWS]])
+        choice = likelihood_cv_bandwidth(reference, torch.from_numpy(scaled[held[:NOISE_HELDOUT_ROWS]]))
+        levels = noise_levels(s, choice.bandwidth)
+        unit = 1.0
+        if rescales_input(s):
+            unit = float(s.noise_unit) * levels[0]  # type: ignore[arg-type]
+            spread: np.ndarray | None = self.scale_
+            if spread is None:  # scaling="none": the rule's rescaling alone
+                self.scale_offset_ = np.zeros(scaled.shape[1])
+                spread = np.ones(scaled.shape[1])
+            self.scale_ = spread * unit
+            scaled = (scaled / unit).astype(np.float32)
+        self.noise_levels_ = tuple(level / unit for level in levels)
+        self.noise_selection_ = {
+            "bandwidth": choice.bandwidth, "at_edge": choice.at_edge, "input_unit": unit,
+            "grid": list(choice.grid), "log_likelihood": list(choice.log_likelihood),
+        }  # fmt: skip
+        return scaled
 
     # --- fitting ---------------------------------------------------------------------
 
@@ -417,6 +476,7 @@ class NRFDetector(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         streams = Streams(seed)
         train_rows, heldout_rows = self._holdout(scaled.shape[0], s.validation_fraction, seed)
+        scaled = self._choose_noise(s, scaled, train_rows, heldout_rows, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # network initialization, without touching the caller's stream
             objective = self._build(s, data.shape[1])
@@ -639,6 +699,8 @@ class NRFDetector(BaseEstimator):
             "n_iter": self.n_iter_,
             "selected_epoch": self.selected_epoch_,
             "health_flags": list(self.health_flags_),
+            "noise_levels": None if self.noise_levels_ is None else list(self.noise_levels_),
+            "noise_selection": self.noise_selection_,
         }
         json.dumps(state)  # fail before writing anything if a parameter is not JSON-able
         ckpt.save_checkpoint(target, tensors, state)
@@ -683,12 +745,27 @@ class NRFDetector(BaseEstimator):
             raise ValueError(f"{path}: saved parameter {unknown[0]!r} is not one of NRFDetector's")
         det = cls(**params)
         det.input_shape_ = tuple(state["input_shape"])
+        levels = state.get("noise_levels")
+        if levels is not None and (
+            not isinstance(levels, list) or not levels
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in levels)
+        ):  # fmt: skip
+            raise ckpt.CheckpointError(
+                f"{path}: {ckpt.bad_field('noise_levels', 'positive numbers', levels)}"
+            )
+        det.noise_levels_ = None if levels is None else tuple(float(v) for v in levels)
+        det.noise_selection_ = state.get("noise_selection")
         det.n_features_in_ = math.prod(det.input_shape_)
         try:
             s = det._settings()
             det._recovery_settings()
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: the saved parameters are not valid: {exc}") from None
+        if needs_noise_rule(s) and det.noise_levels_ is None:
+            raise ckpt.CheckpointError(
+                f"{path}: the dsm noise levels chosen at fit are missing (saved by an older nrf); "
+                "refit the detector"
+            )
         objective = det._build(s, det.n_features_in_)
         model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
         try:
@@ -706,7 +783,7 @@ class NRFDetector(BaseEstimator):
         det.n_iter_ = state["n_iter"]
         det.selected_epoch_ = int(state.get("selected_epoch", len(det.history_)))
         det.health_flags_ = [str(f) for f in state.get("health_flags", [])]
-        if ("scale_offset" in tensors) != (s.scaling != "none"):
+        if ("scale_offset" in tensors) != (s.scaling != "none" or rescales_input(s)):
             raise ckpt.CheckpointError(f"{path}: the saved scaling does not match scaling={s.scaling!r}")
         det.scale_offset_ = tensors["scale_offset"].numpy() if "scale_offset" in tensors else None
         det.scale_ = tensors["scale"].numpy() if "scale" in tensors else None

@@ -69,6 +69,12 @@ class DetectorPreset:
     score_optim: Mapping[str, Any] = field(
         default_factory=lambda: {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
     )
+    # the noise levels of "dsm" when its ``sigmas`` are "auto", as multiples of the bandwidth
+    # chosen on the training rows (nrf.metrics.kde_bandwidth); the first is the reference level
+    noise_ladder: tuple[float, ...] = (1.0,)
+    # with those levels, the network's input unit as a fraction of the reference level (the
+    # rows are divided by noise_unit * level before the network sees them); None: as scaled
+    noise_unit: float | None = None
     score_lr_schedule: str = "cosine"
     score_ema: float | None = None  # their final model: the last iterate (an average lags behind)
     # the Langevin sampler of the diagnostic chains (and of sampling dsm / ssm / nce models)
@@ -130,7 +136,8 @@ DETECTOR_PRESETS["tabular-stable"] = replace(
     scaling="minmax",
     epochs=10,
     validation_fraction=0.1,
-    score_objectives={"dsm": {"sigmas": (0.03,)}, "ssm": {"n_projections": 1}, "nce": {"noise_ratio": 4}},
+    score_objectives={"dsm": {"sigmas": "auto"}, "ssm": {"n_projections": 1}, "nce": {"noise_ratio": 4}},
+    noise_unit=0.1,
 )
 DETECTOR_PRESETS["mnist-stable"] = replace(
     DETECTOR_PRESETS["mnist"],

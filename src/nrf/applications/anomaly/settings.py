@@ -25,6 +25,7 @@ from nrf.registry import plain
 from nrf.samplers import SAMPLERS
 
 METHODS = ("inclusive", "cd", "dsm", "ssm", "nce")
+AUTO_NOISE = "auto"  # dsm ``sigmas``: chosen from the training rows at fit (noise_levels)
 SCORE_METHODS = ("dsm", "ssm", "nce")  # one energy network, no generator, no sampling in training
 SCALINGS = ("standard", "minmax", "none")
 SELECTIONS = ("final", "best")
@@ -66,6 +67,8 @@ class DetectorSettings:
     min_iterations: int
     epochs_given: bool
     diagnostic_sampler: dict[str, Any]
+    noise_ladder: tuple[float, ...] = (1.0,)  # dsm levels "auto": multiples of the chosen bandwidth
+    noise_unit: float | None = None  # and the network's input unit, as a fraction of the first
 
     def iterations(self, n_rows: int, per_epoch: int) -> int:
         """Iterations of a fit with ``per_epoch`` batches per epoch: ``epochs`` epochs, raised
@@ -84,6 +87,8 @@ class DetectorSettings:
                 "validation_fraction": self.validation_fraction, "selection": self.selection,
                 "min_iterations": self.min_iterations, "epochs_given": self.epochs_given,
                 "diagnostic_sampler": self.diagnostic_sampler,
+                **({"noise_ladder": list(self.noise_ladder), "noise_unit": self.noise_unit}
+                   if needs_noise_rule(self) else {}),
             }
         )  # fmt: skip
 
@@ -170,7 +175,27 @@ def resolve_settings(d: Any, input_shape: tuple[int, ...] | None = None) -> Dete
                      "control": control}  # fmt: skip
     else:
         objective = {"name": method, **preset.score_objectives.get(method, {})}
+    rule = {k: options.pop(k) for k in ("noise_ladder", "noise_unit") if k in options}
     objective.update(options)
+    if rule and objective.get("sigmas") != AUTO_NOISE:
+        raise ValueError(
+            f"objective_options: {sorted(rule)[0]!r} shapes the levels chosen from the data and needs "
+            f"method='dsm' with sigmas='auto', got sigmas={objective.get('sigmas')!r}"
+        )
+    ladder = rule.get("noise_ladder", preset.noise_ladder)
+    if (
+        not isinstance(ladder, (list, tuple)) or not ladder
+        or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) > 0 for v in ladder)
+    ):  # fmt: skip
+        raise ValueError(f"objective_options: noise_ladder must be positive numbers, got {ladder!r}")
+    unit = rule.get("noise_unit", preset.noise_unit)
+    if unit is not None:
+        unit = check_positive("noise_unit", unit)
+    if isinstance(objective.get("sigmas"), str) and (method != "dsm" or objective["sigmas"] != AUTO_NOISE):
+        raise ValueError(
+            f"objective_options: sigmas must be noise levels (numbers) or 'auto' for method='dsm', "
+            f"got {objective['sigmas']!r}"
+        )
     # the optimizers
     if d.optimizer is not None:
         check_choice("optimizer", d.optimizer, OPTIMIZER_CHOICES)
@@ -254,12 +279,32 @@ def resolve_settings(d: Any, input_shape: tuple[int, ...] | None = None) -> Dete
         scaling=scaling, validation_fraction=float(fraction), selection=d.selection,
         min_iterations=preset.min_iterations, epochs_given=d.epochs is not None,
         diagnostic_sampler=diagnostic,
+        noise_ladder=tuple(float(v) for v in ladder), noise_unit=None if unit is None else float(unit),
     )  # fmt: skip
 
 
-def build_objective(d: Any, s: DetectorSettings, n_features: int) -> Objective:
+def needs_noise_rule(s: DetectorSettings) -> bool:
+    """Whether the objective's noise levels are chosen from the training rows at fit."""
+    return s.objective["name"] == "dsm" and isinstance(s.objective.get("sigmas"), str)
+
+
+def rescales_input(s: DetectorSettings) -> bool:
+    """Whether the rows are divided by a multiple of the chosen noise level at fit."""
+    return needs_noise_rule(s) and s.noise_unit is not None
+
+
+def noise_levels(s: DetectorSettings, bandwidth: float) -> tuple[float, ...]:
+    """The dsm levels of settings ``s`` for the chosen ``bandwidth``: the preset's
+    ``noise_ladder`` times it (the first is the reference level)."""
+    return tuple(float(bandwidth * m) for m in s.noise_ladder)
+
+
+def build_objective(
+    d: Any, s: DetectorSettings, n_features: int, levels: tuple[float, ...] | None = None
+) -> Objective:
     """The objective of settings ``s`` for rows of ``n_features``, with the networks of the
-    preset (or the detector ``d``'s own ``energy`` / ``generator``, copied)."""
+    preset (or the detector ``d``'s own ``energy`` / ``generator``, copied); ``levels`` are
+    the dsm noise levels chosen at fit when the settings' ``sigmas`` are ``"auto"``."""
     preset = s.preset
     shape = preset.event_shape or (n_features,)
     if math.prod(shape) != n_features:
@@ -284,5 +329,10 @@ def build_objective(d: Any, s: DetectorSettings, n_features: int) -> Objective:
             generator = copy.deepcopy(d.generator)
         else:
             generator = paper_generator(preset.network, models, **wide, sigma=s.sigma)
-    objective: Objective = OBJECTIVES.build(s.objective, energy=energy, generator=generator, sampler=sampler)
+    spec = dict(s.objective)
+    if needs_noise_rule(s):
+        if levels is None:
+            raise ValueError("the dsm noise levels are chosen at fit ('auto'): pass the chosen levels")
+        spec["sigmas"], spec["sigma"] = list(levels), levels[0]
+    objective: Objective = OBJECTIVES.build(spec, energy=energy, generator=generator, sampler=sampler)
     return objective
