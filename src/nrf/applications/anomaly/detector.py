@@ -207,7 +207,9 @@ class NRFDetector(BaseEstimator):
         about ``n_estimators`` times one, less the per-operation overhead of small networks.
     objective_options:
         Options of the method's objective over the preset's (e.g. ``{"sigmas": [0.05, 0.1]}``
-        for ``dsm``, ``{"noise_ratio": 8}`` for ``nce``, ``{"persistent": 10000}`` for
+        for ``dsm`` instead of the levels chosen from the data, ``{"noise_ladder": [2.0],
+        "noise_unit": None}`` for twice the chosen level with the rows left as scaled,
+        ``{"noise_ratio": 8}`` for ``nce``, ``{"persistent": 10000}`` for
         persistent chains of ``inclusive``); checked by the objective, errors name the option.
     scaling:
         ``"standard"`` (each feature minus its training mean, over its standard deviation),
@@ -266,7 +268,17 @@ class NRFDetector(BaseEstimator):
     selected_epoch_:
         The epoch whose model is kept (the last one with ``selection="final"``).
     scale_offset_, scale_:
-        The per-feature scaling (``None`` with ``scaling="none"``).
+        The per-feature scaling (``None`` with ``scaling="none"`` and given noise levels);
+        with levels chosen from the data, ``scale_`` includes the division by the network's
+        input unit.
+    noise_levels_, noise_selection_:
+        The dsm noise levels in the network's input units, and what chose them: the
+        bandwidth h (in the scaled features' units) of the Gaussian kernel estimate on the
+        training rows with the largest held-out log-likelihood, ``input_unit`` (the
+        preset's ``noise_unit`` times the reference level h * ``noise_ladder[0]``; the rows
+        are divided by it), ``at_edge``, and the ``grid`` of bandwidths with their
+        ``log_likelihood`` (:mod:`nrf.metrics.kde_bandwidth`). ``None`` when the levels
+        were given (``objective_options={"sigmas": [...]}``) or the method is not dsm.
 
     The preset's epochs are raised to at least its ``min_iterations`` (1,000) updates, so a
     fit on a few hundred rows trains as long as a fit on many; ``epochs`` given explicitly
