@@ -105,6 +105,7 @@ PANEL: tuple[PanelSet, ...] = (
 )  # fmt: skip
 SETS = {s.name: s for s in PANEL}
 QUICK_SETS = ("iris", "breast-cancer")
+DEFAULT_METHODS = "default," + ",".join(b.lower() for b in PANEL_BASELINES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per data set (default 3)")
     parser.add_argument(
-        "--methods", default="default," + ",".join(b.lower() for b in PANEL_BASELINES),
+        "--methods", default=DEFAULT_METHODS,
         help="comma-separated nrf keys (default, dsm, ...) and PyOD names (default: nrf default and "
         "the nine baselines)",
     )  # fmt: skip
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         raise ValueError(f"--sets: unknown {unknown}; choose from {list(SETS)}")
     seeds = 1 if args.quick else args.seeds
     methods = select_methods(args.methods, extra=PANEL_BASELINES)
-    if args.quick and args.methods == parser_default():
+    if args.quick and args.methods == DEFAULT_METHODS:
         methods = ["nrf default", "IForest", "KNN", "ECOD"]
     epochs = args.epochs or (2 if args.quick else None)
     config = {"epochs": epochs, "seed": args.seed, "quick": args.quick, "max_rows": MAX_ROWS}
@@ -185,10 +186,6 @@ def run(args: argparse.Namespace) -> BenchResult:
                     print(f"{task.name:<16} seed {seed} {method:<12} AUROC {auroc:6.2f}  AP {ap:6.2f}  "
                           f"fit {fit_s:5.1f} s", flush=True)  # fmt: skip
     return panel_table(methods, progress, settings, names)
-
-
-def parser_default() -> str:
-    return "default," + ",".join(b.lower() for b in PANEL_BASELINES)
 
 
 def set_scores(records: list[dict[str, Any]], metric: str) -> dict[str, list[float]]:

@@ -19,7 +19,6 @@ Three sources, none downloaded by nrf:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nrf._checks import check_choice
+from nrf.data._io import file_digest
 from nrf.data.errors import ChecksumError, DataFormatError
 from nrf.data.paths import find_file
 
@@ -107,14 +107,6 @@ class AnomalyTask:
             raise ValueError(f"{self.name}: y must be 0 (normal) / 1 (anomaly) with both present")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_xy_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """The arrays ``X`` ``(n, d)`` and ``y`` ``(n,)`` of an ADBench-style ``.npz`` file, as
     float64 and int64; a :class:`DataFormatError` naming the file for anything else (no
@@ -126,9 +118,9 @@ def read_xy_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
             if missing:
                 raise DataFormatError(path, f"expected arrays 'X' and 'y', missing {missing}")
             X, y = archive["X"], archive["y"]
+    except DataFormatError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        if isinstance(exc, DataFormatError):
-            raise
         raise DataFormatError(path, f"not a readable .npz archive of numbers ({exc})") from None
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise DataFormatError(path, f"expected X (n, d) and y (n,), got {X.shape} and {y.shape}")
@@ -154,7 +146,7 @@ def load_adbench(
         actual = path.stat().st_size
         if actual != size:
             raise DataFormatError(path, f"expected {size} bytes (the recorded ADBench file), got {actual}")
-        digest = _sha256(path)
+        digest = file_digest(path, "sha256")
         if digest != sha:
             raise ChecksumError(path, "sha256", sha, digest)
     X, y = read_xy_npz(path)
