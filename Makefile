@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nrf demo --out runs/demo
+	$(BIN)/nrf demo --out runs/demo $(if $(OVERWRITE),--overwrite)
 
 # pytest exits 5 when it collects no test; that is not a failure of the code.
 test: $(STAMP)

@@ -47,6 +47,21 @@ def init_from_env(device: torch.device) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
+def shutdown(info: DistInfo, *, completed: bool) -> None:
+    """Leave the process group that :func:`init_from_env` joined.
+
+    After a completed run every rank first waits at a barrier, so no rank tears down its
+    gloo / NCCL threads while another still talks to it (process exit with a live group
+    can abort with ``terminate called without an active exception``). After an error the
+    group is destroyed without the barrier, which the failed ranks would never reach.
+    """
+    if info.world_size == 1 or not dist.is_initialized():
+        return
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def average_gradients(params: Iterable[nn.Parameter], info: DistInfo) -> None:
     """All-reduce and average the gradients of ``params`` (in one flat buffer)."""
     if info.world_size == 1:

@@ -14,7 +14,7 @@ from nrf.training import checkpoint as ckpt
 from nrf.training.build import build_objective
 from nrf.training.config import Config, load_config
 from nrf.training.data import load_training_data
-from nrf.training.distributed import init_from_env
+from nrf.training.distributed import init_from_env, shutdown
 from nrf.training.loop import ParameterAverage, Streams
 from nrf.training.rundir import RunDir
 from nrf.training.trainer import Trainer
@@ -59,7 +59,7 @@ def train(cfg: Config) -> tuple[Path, dict[str, float]]:
     (or one that another process is using)."""
     run_dir = run_dir_of(cfg)
     trainer = _prepare(cfg, run_dir)
-    return run_dir, trainer.fit()
+    return run_dir, _fit(trainer, resume=False)
 
 
 def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) -> dict[str, float]:
@@ -70,7 +70,18 @@ def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) 
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
     cfg = load_config(config, overrides, run_directory=True)
     trainer = _prepare(cfg, folder)
-    return trainer.fit(resume=True)
+    return _fit(trainer, resume=True)
+
+
+def _fit(trainer: Trainer, *, resume: bool) -> dict[str, float]:
+    """Run the trainer, then leave the process group (an orderly end with several ranks)."""
+    completed = False
+    try:
+        result = trainer.fit(resume=resume)
+        completed = True
+        return result
+    finally:
+        shutdown(trainer.dist, completed=completed)
 
 
 def _model_problem(tensors: dict[str, torch.Tensor], meta: dict[str, Any], n_ema: int) -> str | None:

@@ -19,6 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PLOT = re.compile(r"^(?P<kind>.+?)-step(?P<step>\d+)$")
+# Everything a run writes at the top of its folder (the lock and the summary's temp file
+# included); a name outside this set is not the run's.
+RUN_ENTRIES = frozenset(
+    {"config.toml", "metrics.jsonl", "summary.json", "summary.json.tmp", "checkpoints", "plots",
+     "report.html", "tensorboard", ".lock"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,38 @@ class RunDir:
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
 
+    def foreign_entries(self) -> list[str]:
+        """Names at the top of the folder that no run wrote (sorted; ``[]`` when the folder
+        is missing, empty or holds a run's files only)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if not _written_by_run(p.name))
+
+    def holds_run(self) -> bool:
+        """Whether the folder holds a run's config (an earlier run, finished or not)."""
+        return self.config.is_file()
+
+    def remove_run(self) -> None:
+        """Delete the run's files, and only them; refuses a folder holding anything else.
+
+        The caller holds the folder's lock (``.lock`` is kept): another process must not
+        write the run while it is removed.
+        """
+        foreign = self.foreign_entries()
+        if foreign:
+            raise FileExistsError(
+                f"{self.root}: holds files no run wrote ({', '.join(foreign[:5])}); not removing it"
+            )
+        import shutil
+
+        for path in self.root.iterdir():
+            if path.name == ".lock":
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
     def plot(self, kind: str, step: int) -> Path:
         """The figure of ``kind`` (``"density"``, ``"samples"``, ...) at ``step``."""
         return self.plots / f"{kind}-step{step:08d}.png"
@@ -79,3 +117,10 @@ class RunDir:
         """``(kind, step)`` of a figure written by :meth:`plot` (``(stem, None)`` for others)."""
         match = _PLOT.match(path.stem)
         return (match["kind"], int(match["step"])) if match else (path.stem, None)
+
+
+def _written_by_run(name: str) -> bool:
+    """A run's entry, or the temporary file of one of its atomic writes (``.report.html.*``)."""
+    if name in RUN_ENTRIES:
+        return True
+    return name.startswith(".") and any(name.startswith(f".{entry}.") for entry in RUN_ENTRIES)
