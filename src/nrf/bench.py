@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 import nrf
+from nrf._files import write_text_atomic
 
 ENV_VAR = "NRF_BENCH_DIR"
 
@@ -162,11 +163,7 @@ def write_json(path: Path, name: str, result: BenchResult, argv: Sequence[str], 
         "results": result.results,
         "figures": [str(f) for f in result.figures],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(obj: Any) -> Any:

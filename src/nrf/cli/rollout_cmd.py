@@ -13,7 +13,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nrf.cli.train_cmd import _common, _output, _seeded_generator, _write_atomically
+from nrf._files import write_atomic
+from nrf.cli.train_cmd import _common, _output, _seeded_generator
 
 
 def register(sub: Any) -> None:
@@ -82,9 +83,9 @@ def run_rollout(args: argparse.Namespace) -> int:
     def write_arrays(f: BinaryIO) -> None:
         np.savez(f, predicted=pred.astype(np.float32), true=true.astype(np.float32), mse=mse, frechet=fd)
 
-    _write_atomically(out, write_arrays)
-    _write_atomically(side[1], _bytes_writer(json.dumps(scores, indent=2).encode()))
-    _write_atomically(side[0], _bytes_writer(png))
+    write_atomic(out, write_arrays)
+    write_atomic(side[1], _bytes_writer(json.dumps(scores, indent=2).encode()))
+    write_atomic(side[0], _bytes_writer(png))
     horizon = min(10, args.steps)
     print(f"{pred.shape[0]} rollouts of {args.steps} steps -> {out} ({side[0].name}, {side[1].name})")
     print(f"  MSE at steps 1..{horizon}: " + " ".join(f"{m:.3g}" for m in mse[:horizon]))

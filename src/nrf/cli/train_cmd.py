@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
+
+from nrf._files import write_atomic
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -111,21 +110,6 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
     return out
 
 
-def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """``write`` into a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _seeded_generator(args: argparse.Namespace, device: str) -> Any:
     import torch
 
@@ -160,7 +144,7 @@ def run_sample(args: argparse.Namespace) -> int:
     else:
         with torch.no_grad():
             samples = member_samples(objective, args.n, args.model, generator).cpu().numpy()
-    _write_atomically(out, lambda f: np.save(f, samples))
+    write_atomic(out, lambda f: np.save(f, samples))
     print(f"{samples.shape[0]} samples of shape {samples.shape[1:]} -> {out}")
     return 0
 
@@ -209,9 +193,9 @@ def run_score(args: argparse.Namespace) -> int:
         for e in energies:
             print(f"{e:.6g}")
     elif out.suffix == ".npy":
-        _write_atomically(out, lambda f: np.save(f, energies))
+        write_atomic(out, lambda f: np.save(f, energies))
     else:
-        _write_atomically(out, lambda f: np.savetxt(f, energies, fmt="%.8g"))
+        write_atomic(out, lambda f: np.savetxt(f, energies, fmt="%.8g"))
     return 0
 
 

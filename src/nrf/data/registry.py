@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nrf._checks import check_choice
+from nrf._files import file_mode
 from nrf.data import cifar, kddcup, mnist
 from nrf.data.errors import ChecksumError, DataFormatError, DataNotFoundError
 from nrf.data.paths import download_root, find_file
@@ -196,6 +197,7 @@ def fetch(
             raise ChecksumError(url, remote.algorithm, remote.digest, f"unreadable content ({exc})") from exc
         if actual != remote.digest:
             raise ChecksumError(url, remote.algorithm, remote.digest, actual)
+        os.chmod(tmp, file_mode())  # mkstemp's file is private; the data is the user's
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 import warnings
 from collections.abc import Callable
@@ -33,6 +32,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from nrf._files import file_mode, temp_folder_beside
 
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
@@ -112,7 +113,7 @@ def save_checkpoint(
     record = {"format": FORMAT, **state}
     for key in ("sha256", "json_sha256"):
         record.pop(key, None)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = temp_folder_beside(final)
     try:
         flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
         save_file(flat, str(tmp / TENSORS))
@@ -122,6 +123,7 @@ def save_checkpoint(
         for name in (TENSORS, STATE):
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
+            os.chmod(tmp / name, file_mode())  # safetensors writes its file private
         if final.exists():
             old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)

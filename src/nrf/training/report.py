@@ -19,7 +19,6 @@ library are used.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as _dt
 import html
 import io
@@ -27,12 +26,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nrf._files import write_text_atomic
 from nrf.training.rundir import RunDir
 
 __all__ = ["write_report"]
@@ -516,23 +515,6 @@ def _render(data: _RunData) -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
 def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write a self-contained HTML report of the training run in ``run_dir``.
 
@@ -551,5 +533,5 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     root = Path(run_dir)
     data = _load(root)
     target = Path(out) if out is not None else RunDir(root).report
-    _write_atomic(target, _render(data))
+    write_text_atomic(target, _render(data))
     return target
