@@ -78,7 +78,7 @@ def test_ragged_csv_names_the_file_and_the_first_bad_line(
     ("text", "where"),
     [
         ("1,2\n3,x\n", "line 2, field 2: not a number: 'x'"),
-        ("a,b\n1,2\n", "line 1, field 1"),
+        ("a,1\n1,2\n", "line 1, field 1"),  # a header names every field, no numbers
         ("1,2\n3,\n", "line 2"),
     ],
 )
@@ -318,3 +318,12 @@ def test_reader_errors_are_data_format_errors(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as info:
         read_rows(path, "csv")
     assert info.value.source == str(path)
+
+
+def test_a_csv_header_line_is_skipped(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "d.csv", "width,height\n1,2\n3,4\n")
+    np.testing.assert_array_equal(read_rows(path, "csv"), np.array([[1, 2], [3, 4]], dtype=np.float32))
+    with pytest.raises(DataFormatError, match="line 3: expected 2 fields"):
+        read_rows(write_text(tmp_path / "e.csv", "a,b\n1,2\n3\n"), "csv")
+    with pytest.raises(DataFormatError, match="header only"):
+        read_rows(write_text(tmp_path / "f.csv", "a,b\n"), "csv")

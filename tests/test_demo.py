@@ -56,7 +56,8 @@ def test_a_folder_with_a_foreign_file_is_refused_and_the_file_survives(
     with pytest.raises(FileExistsError, match=r"data\.csv, notes\.txt"):
         prepare_folder(out, overwrite=overwrite)
     assert (out / "notes.txt").read_text() == "my notes"
-    assert (out / "data.csv").exists() and (out / "checkpoints" / "step-00000010").is_dir()
+    assert (out / "data.csv").exists()
+    assert (out / "checkpoints" / "step-00000010").is_dir()
 
 
 def test_the_cli_refuses_a_foreign_folder_with_exit_1(

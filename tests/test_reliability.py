@@ -356,7 +356,8 @@ def test_sample_and_score_never_overwrite_an_existing_output(
     assert main(["sample", str(run), "-n", "5", "--out", str(mine), "--overwrite"]) == 0
     assert np.load(mine).shape == (5, 2)
     assert main(["score", str(run), "--input", str(rows), "--out", str(tmp_path / "e.csv")]) == 0
-    assert len((tmp_path / "e.csv").read_text().splitlines()) == 4
+    assert (tmp_path / "e.csv").read_text().splitlines()[0] == "energy"  # a header, then the rows
+    assert len((tmp_path / "e.csv").read_text().splitlines()) == 5
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 

@@ -52,9 +52,29 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--input",
         required=True,
-        help=".npy array of shape (n, features...) of integers or floats, or .csv rows of numbers",
+        help=".npy array of shape (n, features...) of integers or floats, or .csv rows of numbers "
+        "(a first line of names is a header); image runs take (n, C, H, W), (n, H, W) or flat rows",
     )
-    p.add_argument("--out", help="write the energies to this .npy or .csv file (default: print them)")
+    p.add_argument(
+        "--pixels",
+        choices=["auto", "raw", "scaled"],
+        default="auto",
+        help="image runs: rows are raw pixels (0-255; 0-16 for digits) to scale by the run's "
+        "data.scale, or already scaled; auto: raw when the values are integers above 1 "
+        "(default: auto; the choice is printed on stderr)",
+    )
+    p.add_argument(
+        "--threshold", type=float, help="also give labels: 1 (anomalous) where the energy is above this value"
+    )
+    p.add_argument(
+        "--contamination",
+        type=float,
+        help="also give labels, the threshold being the (1 - c) quantile of the energies of "
+        "the run's own training rows",
+    )
+    p.add_argument(
+        "--out", help="write the energies (and labels) to this .npy or .csv file (default: print them)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.add_argument("--model", type=int, help="which model, for runs that trained several together")
@@ -172,30 +192,110 @@ def _read_rows(path: Path) -> np.ndarray:
         raise ValueError(f"--input: {exc}") from None
 
 
-def run_score(args: argparse.Namespace) -> int:
+def _model_rows(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` as ``(n, *shape)``: rows of that shape, flat rows, or rows of the shape
+    without its leading 1s (``(n, 28, 28)`` for a ``(1, 28, 28)`` model)."""
+    numel = int(np.prod(shape))
+    squeezed = shape
+    while squeezed and squeezed[0] == 1:
+        squeezed = squeezed[1:]
+    if tuple(x.shape[1:]) in (shape, (numel,), squeezed):
+        return x.reshape(x.shape[0], *shape)
+    raise ValueError(
+        f"--input rows have shape {tuple(x.shape[1:])}, the model expects {shape} "
+        f"(or flat rows of {numel} values)"
+    )
+
+
+def _raw_pixels(x: np.ndarray, path: Path, choice: str) -> bool:
+    """Whether image rows are raw pixels: ``--pixels raw|scaled``, or for ``auto`` an
+    integer ``.npy`` dtype, or (CSV, float arrays) integer values of which some exceed 1."""
+    if choice != "auto":
+        return choice == "raw"
+    if path.suffix == ".npy" and np.load(path, mmap_mode="r").dtype.kind in "iu":
+        return True
+    return bool(np.all(x == np.round(x)) and x.max() > 1)
+
+
+def _threshold(args: argparse.Namespace, objective: Any, cfg: Any, device: str) -> float | None:
+    """``--threshold``, or the ``--contamination`` quantile of the run's training energies."""
     import torch
 
+    from nrf.training.data import load_training_data
+    from nrf.training.ensemble import member_energy
+
+    if args.threshold is not None and args.contamination is not None:
+        raise ValueError("--threshold and --contamination: give one of them, not both")
+    if args.threshold is not None:
+        if not np.isfinite(args.threshold):
+            raise ValueError(f"--threshold must be a finite number, got {args.threshold}")
+        return float(args.threshold)
+    if args.contamination is None:
+        return None
+    if not 0.0 < args.contamination < 0.5:
+        raise ValueError(f"--contamination must be in (0, 0.5), got {args.contamination}")
+    train = load_training_data(cfg.data, cfg.run.seed).train
+    energies = torch.cat([member_energy(objective, c.to(device), args.model) for c in train.split(4096)])
+    return float(np.quantile(energies.cpu().numpy(), 1.0 - args.contamination))
+
+
+def run_score(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from nrf.training.config import load_config
+    from nrf.training.data import IMAGE_PEAKS, scale_raw_images
     from nrf.training.ensemble import member_energy
     from nrf.training.run import load_run
+    from nrf.training.rundir import RunDir
 
     out = None if args.out is None else _output(args.out, args.overwrite, (".npy", ".csv"))
-    x = torch.from_numpy(_read_rows(Path(args.input)))
+    path = Path(args.input)
+    x = _read_rows(path)
     device = args.device or "cpu"
     objective = load_run(args.run_dir, args.checkpoint, device)
+    cfg = load_config(RunDir.of(args.run_dir).config, run_directory=True)
     shape = tuple(getattr(objective.energy, "event_shape", x.shape[1:]))
-    numel = int(np.prod(shape))
-    if tuple(x.shape[1:]) != shape and not (x.dim() == 2 and x.shape[1] == numel):
-        raise ValueError(f"--input rows have shape {tuple(x.shape[1:])}, the model expects {shape}")
+    x = _model_rows(x, shape)
+    if cfg.data.name in IMAGE_PEAKS:
+        if _raw_pixels(x, path, args.pixels):
+            peak = IMAGE_PEAKS[cfg.data.name]
+            if x.min() < 0 or x.max() > peak:
+                raise ValueError(
+                    f"--input: raw pixels of {cfg.data.name} lie in [0, {peak:g}], these in "
+                    f"[{x.min():g}, {x.max():g}] (pass --pixels scaled for rows in the model's units)"
+                )
+            seed = args.seed if args.seed is not None else 0
+            x = scale_raw_images(cfg.data, x, seed)
+            print(
+                f"nrf score: raw pixels scaled by the run's data.scale = {cfg.data.scale!r}", file=sys.stderr
+            )
+        elif args.pixels == "auto":
+            print(f"nrf score: rows taken as already scaled (data.scale = {cfg.data.scale!r}); "
+                  "pass --pixels raw otherwise", file=sys.stderr)  # fmt: skip
+    elif args.pixels != "auto":
+        raise ValueError(f"--pixels applies to image runs; this run's data is {cfg.data.name!r}")
+    rows = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     energies = (
-        torch.cat([member_energy(objective, c.to(device), args.model) for c in x.split(4096)]).cpu().numpy()
+        torch.cat([member_energy(objective, c.to(device), args.model) for c in rows.split(4096)])
+        .cpu()
+        .numpy()
     )
+    threshold = _threshold(args, objective, cfg, device)
+    table = energies[:, None] if threshold is None else np.stack([energies, energies > threshold], 1)
+    header = "energy" if threshold is None else "energy,label"
+    if threshold is not None:
+        print(f"nrf score: threshold {threshold:.6g}, {int(table[:, 1].sum())} of {len(table)} rows above it",
+              file=sys.stderr)  # fmt: skip
     if out is None:
-        for e in energies:
-            print(f"{e:.6g}")
+        for row in table:
+            print(" ".join(f"{v:.6g}" for v in row[:1]) + ("" if threshold is None else f" {int(row[1])}"))
     elif out.suffix == ".npy":
-        write_atomic(out, lambda f: np.save(f, energies))
+        write_atomic(out, lambda f: np.save(f, table[:, 0] if threshold is None else table))
     else:
-        write_atomic(out, lambda f: np.savetxt(f, energies, fmt="%.8g"))
+        write_atomic(out, lambda f: np.savetxt(f, table, fmt=["%.8g"] + ["%d"] * (table.shape[1] - 1),
+                                               delimiter=",", header=header, comments=""))  # fmt: skip
     return 0
 
 

@@ -71,20 +71,29 @@ def read_npy(path: Path) -> np.ndarray:
 
 def read_csv(path: Path) -> tuple[np.ndarray, list[int]]:
     """The numbers of the CSV file ``path`` as float64 ``(rows, fields)``, and the line
-    number of each row (blank lines are skipped)."""
+    number of each row (blank lines are skipped). A first line none of whose fields is a
+    number (and none blank) is a header and skipped; its field count still has to match the rows'."""
     rows: list[list[float]] = []
     lines: list[int] = []
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             try:
+                width: int | None = None
+                header_line = 0
                 for fields in reader:
                     if fields:
-                        if rows and len(fields) != len(rows[0]):
+                        if width is None:
+                            width = len(fields)
+                            if all(v.strip() and not _is_number(v) for v in fields):
+                                header_line = reader.line_num
+                                continue  # the header
+                        if len(fields) != width:
+                            first = lines[0] if lines else header_line
                             raise DataFormatError(
                                 path,
-                                f"line {reader.line_num}: expected {len(rows[0])} fields "
-                                f"(as on line {lines[0]}), got {len(fields)}",
+                                f"line {reader.line_num}: expected {width} fields "
+                                f"(as on line {first}), got {len(fields)}",
                             )
                         rows.append(_numbers(path, reader.line_num, fields))
                         lines.append(reader.line_num)
@@ -93,8 +102,16 @@ def read_csv(path: Path) -> tuple[np.ndarray, list[int]]:
     except UnicodeDecodeError as exc:
         raise DataFormatError(path, f"not a UTF-8 text file ({exc})") from None
     if not rows:
-        raise DataFormatError(path, "no rows (the file is empty or blank)")
+        raise DataFormatError(path, "no rows (the file is empty or blank, or holds a header only)")
     return np.asarray(rows, dtype=np.float64), lines
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _numbers(path: Path, line: int, fields: list[str]) -> list[float]:

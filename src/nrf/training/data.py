@@ -34,6 +34,15 @@ class TrainingData:
 
 
 IMAGE_SCALES = ("unit", "symmetric", "none", "binary", "binary-stochastic")
+IMAGE_PEAKS = {"digits": 16.0, "mnist": 255.0, "cifar10": 255.0}  # the largest raw pixel value
+
+
+def scale_raw_images(section: DataSection, images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Raw pixels (0 .. the set's peak, as its files hold them) of an image run's data set
+    in the model's units: the run's ``data.scale``, exactly as its training images."""
+    if section.name not in IMAGE_PEAKS:
+        raise ValueError(f"data.name {section.name!r} is not an image set ({list(IMAGE_PEAKS)})")
+    return _scale_images(images, IMAGE_PEAKS[section.name], section.scale, seed)
 
 
 def _scale_images(images: np.ndarray, peak: float, scale: str, seed: int = 0) -> np.ndarray:
@@ -103,12 +112,13 @@ def load_training_data(section: DataSection, seed: int) -> TrainingData:
         mix = SYNTHETIC[section.name](generator=gen)  # type: ignore[operator]
         x, labels, centres, std, kind = mix.x, mix.labels, mix.centres, mix.std, "points"
     elif section.name in IMAGES:
+        peak = IMAGE_PEAKS[section.name]
         if section.name == "digits":
-            data, peak = load_digits(), 16.0
+            data = load_digits()
         elif section.name == "mnist":
-            data, peak = load_mnist("train", section.root), 255.0
+            data = load_mnist("train", section.root)
         else:
-            data, peak = load_cifar10("train", section.root), 255.0
+            data = load_cifar10("train", section.root)
         images = data.images if data.images.ndim == 4 else data.images[:, None]
         if images.shape[-1] == 3:
             images = images.transpose(0, 3, 1, 2)

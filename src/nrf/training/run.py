@@ -66,6 +66,8 @@ def resume(run_dir: str | os.PathLike[str], overrides: list[str] | None = None) 
     """Continue the run in ``run_dir`` from its newest valid checkpoint."""
     folder = Path(run_dir)
     config = RunDir(folder).config
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: no such run directory")
     if not config.is_file():
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
     cfg = load_config(config, overrides, run_directory=True)
@@ -106,6 +108,8 @@ def load_run(run_dir: str | os.PathLike[str], which: str = "best", device: str =
     """The trained objective of a run: ``which`` = ``"best"`` (falls back to the latest) or ``"latest"``."""
     layout = RunDir(Path(run_dir))
     folder = layout.root
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: no such run directory")
     if not layout.config.is_file():
         raise FileNotFoundError(f"{folder}: not a run directory (no config.toml)")
     cfg = load_config(layout.config, run_directory=True)
