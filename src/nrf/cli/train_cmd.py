@@ -23,6 +23,8 @@ def register(sub: Any) -> None:
     p.add_argument("config", help="TOML file (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.energy.lr=1e-4 (repeatable)")  # fmt: skip
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="drop a config value (its default applies): --unset optim.energy.betas")  # fmt: skip
     _common(p)
     p.set_defaults(handler=run_train)
 
@@ -30,6 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", help="the run directory (runs/NAME)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.steps=5000")  # fmt: skip
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="drop a config value (its default applies): --unset optim.energy.betas")  # fmt: skip
     _common(p)
     p.set_defaults(handler=run_resume)
 
@@ -88,7 +92,9 @@ def register(sub: Any) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    extra = list(getattr(args, "set", []) or [])
+    # --unset first: `--unset optim.energy --set optim.energy.name=rmsprop` replaces a table
+    extra = [f"{key}=~" for key in getattr(args, "unset", []) or []]
+    extra += list(getattr(args, "set", []) or [])
     if args.device is not None:
         extra.append(f'run.device="{args.device}"')
     if args.seed is not None:
@@ -109,10 +115,27 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from nrf.training.run import resume
+    import json
 
+    from nrf.training.run import resume
+    from nrf.training.rundir import RunDir
+
+    summary = RunDir.of(args.run_dir).summary
+
+    def progress() -> tuple[object, object]:
+        try:
+            record = json.loads(summary.read_text())
+        except (OSError, ValueError):
+            return None, None
+        return record.get("status"), record.get("step")
+
+    status, step = progress()
     final = resume(args.run_dir, _overrides(args))
-    print(f"run: {args.run_dir} (completed)")
+    if status == "completed" and progress() == (status, step):
+        print(f"run: {args.run_dir} was already complete at step {step}; nothing was trained "
+              "(--set train.steps=N with a larger N trains further)")  # fmt: skip
+    else:
+        print(f"run: {args.run_dir} (completed)")
     for k, v in final.items():
         print(f"  {k} = {v:.4g}")
     return 0

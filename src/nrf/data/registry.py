@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nrf._checks import check_choice
+from nrf._console import stderr_is_terminal
 from nrf._files import file_mode
 from nrf.data import cifar, kddcup, mnist
 from nrf.data.errors import ChecksumError, DataFormatError, DataNotFoundError
@@ -184,7 +185,11 @@ def fetch(
             with response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=not (progress and stderr_is_terminal()),
                 ) as bar:
                     for chunk in iter(lambda: response.read(_CHUNK), b""):
                         out.write(chunk)

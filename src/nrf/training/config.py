@@ -145,7 +145,12 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides to a raw config dict (in place; returned)."""
+    """Apply ``key.sub=value`` overrides to a raw config dict (in place; returned).
+
+    The value ``~`` removes the key instead (``optim.energy.betas=~``: back to the default,
+    e.g. when switching ``optim.energy.name`` to an optimizer without ``betas``); a key that
+    is not there to remove is an error. The string ``~`` itself is written ``"~"``.
+    """
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.energy.lr=1e-4")
@@ -153,6 +158,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         parts = key.strip().split(".")
         if not all(p.strip() for p in parts):
             raise ConfigError(f"--set {item!r}: expected a dotted KEY such as optim.energy.lr, got {key!r}")
+        if text.strip() == "~":
+            _remove(data, [p.strip() for p in parts], key.strip())
+            continue
         node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -160,6 +168,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise ConfigError(f"--set {key}: {part} is not a table")
         node[parts[-1]] = _parse_value(text.strip())
     return data
+
+
+def _remove(data: dict[str, Any], parts: list[str], key: str) -> None:
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise ConfigError(f"--unset {key}: the config has no table {'.'.join(parts[: i + 1])}")
+    if parts[-1] not in node:
+        present = ", ".join(sorted(node)) or "none"
+        raise ConfigError(f"--unset {key}: not set in the config, nothing to remove (keys there: {present})")
+    del node[parts[-1]]
 
 
 # What run directories written before the component registry recorded for every sampler and

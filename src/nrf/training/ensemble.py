@@ -19,7 +19,9 @@ def check_member(objective: Objective, member: int | None) -> int | None:
     needs one chosen."""
     m = members(objective)
     if m == 1:
-        return None
+        if member is None or (not isinstance(member, bool) and member == 0):
+            return None
+        raise ValueError(f"model: this run trained one model; choose 0 or none, got {member!r}")
     if member is None or isinstance(member, bool) or not 0 <= member < m:
         raise ValueError(
             f"model: this run trained {m} models together; choose one in [0, {m}), got {member!r}"

@@ -24,6 +24,7 @@ every process, its sampler stream and the objective's chains or replay buffer.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any, TypeGuard
 import torch
 from torch import nn
 
+from nrf._console import stderr_is_terminal
 from nrf.data.batch import Batch
 from nrf.nn.ensemble import ensemble_size, tile
 from nrf.objectives import Objective
@@ -527,6 +529,18 @@ class Loop:
             )
         self.groups = objective.optimizer_groups()
         missing = sorted(set(self.groups) - set(optimizers))
+        unknown = sorted(set(optimizers) - set(self.groups))
+        if missing and unknown:  # e.g. a typo: [optim.enrgy] for the group energy
+            import difflib
+
+            near = {u: difflib.get_close_matches(u, missing, n=1) for u in unknown}
+            table = next((u for u in unknown if near[u]), unknown[0])
+            hint = f" (did you mean [optim.{near[table][0]}]?)" if near[table] else ""
+            raise ConfigError(
+                f"optim.{table}: not a parameter group of the objective (its groups: "
+                f"{', '.join(sorted(self.groups))}){hint}; no optimizer table for "
+                f"{', '.join('optim.' + m for m in missing)}"
+            )
         if missing:
             raise ConfigError(
                 f"optim.{missing[0]}: the objective needs an optimizer for this parameter group"
@@ -592,7 +606,7 @@ class Loop:
         for g, opt in self.optimizers.items():
             t, m = ckpt.optimizer_to_flat(f"optim/{g}", opt)
             tensors.update(t)
-            meta["optim"][g] = m
+            meta["optim"][g] = {**m, "kind": type(opt).__name__}
         t, meta["data"] = self.order.state()
         tensors.update(t)
         if self.average is not None:
@@ -612,6 +626,16 @@ class Loop:
             ) from None
         self.objective.to(self.device)
         for g, opt in self.optimizers.items():
+            saved = meta["optim"][g].get("kind")
+            if saved is not None and saved != type(opt).__name__:
+                # Another optimizer's moments mean nothing to this one: it starts afresh.
+                warnings.warn(
+                    f"optim.{g}: the checkpoint's optimizer is {saved}, the config's "
+                    f"{type(opt).__name__}; its state (moments, step counts) starts afresh",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                continue
             ckpt.optimizer_from_flat(f"optim/{g}", opt, dict(tensors), meta["optim"][g])
         self.order.restore(tensors, meta["data"])
         if self.average is not None:
@@ -773,7 +797,12 @@ class Loop:
 
         self.objective.train()
         bar = tqdm(
-            total=end, initial=self.step, disable=not progress, desc=desc, dynamic_ncols=True, leave=False
+            total=end,
+            initial=self.step,
+            disable=not (progress and stderr_is_terminal()),
+            desc=desc,
+            dynamic_ncols=True,
+            leave=False,
         )
         try:
             while self.step < end and not self.stop_requested:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from nrf._console import stderr_is_terminal
 from nrf.data.batch import Batch
 from nrf.objectives import Objective
 from nrf.training import checkpoint as ckpt
@@ -327,6 +328,11 @@ class Trainer(Callback):
             found = self.checkpoints.latest(warn=self.dist.is_main, restore=self._restore)
             if found is None:
                 raise FileNotFoundError(f"{self.ckpt_dir}: no valid checkpoint to resume from")
+            if self.step > self.cfg.train.steps:
+                raise ValueError(
+                    f"train.steps = {self.cfg.train.steps}: the run is at step {self.step} already and "
+                    "cannot be shortened; give a larger train.steps to train further (nothing was changed)"
+                )
             self.final = found[2].get("final") if self.step >= self.cfg.train.steps else None
             if self.dist.is_main:  # overrides given to `nrf resume` become part of the run's config
                 self._cut_log(found[2])
@@ -355,8 +361,8 @@ class Trainer(Callback):
             self._start(resume)
             self._open_tensorboard()
             cfg = self.cfg.train
-            self._bar = tqdm(total=cfg.steps, initial=self.step,
-                             disable=not (cfg.progress and self.dist.is_main), desc=self.cfg.run.name,
+            shown = cfg.progress and self.dist.is_main and stderr_is_terminal()
+            self._bar = tqdm(total=cfg.steps, initial=self.step, disable=not shown, desc=self.cfg.run.name,
                              dynamic_ncols=True)  # fmt: skip
             try:
                 self.loop.run([self])
