@@ -91,3 +91,24 @@ def test_progress_bars_are_drawn_on_a_terminal_only(
     monkeypatch.setattr("nrf.training.trainer.stderr_is_terminal", lambda: True)
     assert main(["train", str(path), "--set", "train.progress=true", "--set", 'run.name="again"']) == 0
     assert "10/10" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly_with_141(run: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "rows.npy", np.random.default_rng(0).random((200_000, 2), dtype=np.float32))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nrf", "score", str(run), "--input", str(tmp_path / "rows.npy")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert np.isfinite(float(first))  # it printed energies until then
+    assert "Broken pipe" not in err
+    assert "Traceback" not in err

@@ -4,12 +4,16 @@ Every failure ends as one line on stderr and exit code 1: errors in what the use
 (bad configs, missing data, a diverged run) print their message; any other exception prints
 its type and first line with a hint to rerun with ``--debug`` (``nrf --debug COMMAND ...`` or
 ``nrf COMMAND --debug ...``), which lets the exception through with its traceback. An
-interrupt (Ctrl-C) exits with code 130.
+interrupt (Ctrl-C) exits with code 130. A mistyped command line gets argparse's usage
+line and exit code 2. When the reader of the output goes away (``nrf score ... | head``), the
+command stops quietly with 141 (128 + SIGPIPE, what a shell reports for a program that
+signal stopped).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +67,19 @@ def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
 
 
+BROKEN_PIPE = 141
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of a closed pipe does
+    not print 'Exception ignored ... BrokenPipeError' on exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nrf`` console script; returns the exit code."""
     parser = build_parser()
@@ -77,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"nrf {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE
     except EXPECTED as exc:
         if args.debug:
             raise
