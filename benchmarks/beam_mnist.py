@@ -49,7 +49,7 @@ import torch
 from _runs import KLCurve, choose, kl_curve_figure, train_config
 
 from nrf import plots
-from nrf.bench import BenchResult, markdown_table, mean_sd
+from nrf.bench import BenchResult, markdown_table, mean_sd, progress
 from nrf.data import load_mnist
 from nrf.energies import RBM
 from nrf.metrics import ais_log_partition, knn_kl_pair, rbm_log_likelihood
@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         for method in methods:
             if method not in spec["methods"]:
                 continue
+            progress(f"{part}: {method}")
             draw = lambda rbm, n, g: fresh_samples(rbm, n, sweeps_eval, g)[0]  # noqa: E731
             curve = KLCurve(held, n_eval, per_epoch, draw, pick=lambda objective: objective.energy)
             if method == "sklearn":

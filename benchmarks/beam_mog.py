@@ -37,7 +37,7 @@ import torch
 from _runs import KLCurve, Points, choose, kl_curve_figure, train_config
 
 from nrf import plots
-from nrf.bench import BenchResult, markdown_table, mean_sd
+from nrf.bench import BenchResult, markdown_table, mean_sd, progress
 from nrf.data import bimodal1d, grid25, ring8
 from nrf.data.synthetic import MixtureData
 from nrf.metrics import knn_kl_pair, mode_metrics
@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             for method in methods:
                 if method in GENERATOR_METHODS and d != 2:
                     continue  # nrf's generator configs are 2-D networks
+                progress(f"{ds_name} seed {seed}: {method}")
                 cfg: dict[str, Any]
                 base: Path | None
                 if method in RBM_METHODS:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from nrf import plots
-from nrf.bench import BenchResult, markdown_table, mean_sd
+from nrf.bench import BenchResult, markdown_table, mean_sd, progress
 from nrf.data import gmm32
 from nrf.metrics import mode_metrics
 from nrf.training.config import load_config
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     panels: list[tuple[str, torch.Tensor]] = []
     gen = torch.Generator().manual_seed(args.seed + 12345)
     for method in _selected(args.methods):
+        progress(f"training {method}")
         config = {"inclusive-NRF": args.inclusive_config, "exclusive-NRF": args.exclusive_config}.get(
             method, METHODS[method]
         )

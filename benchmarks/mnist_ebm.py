@@ -53,7 +53,7 @@ from _peers import peer_version
 from _runs import choose, train_config
 
 from nrf import plots
-from nrf.bench import BenchResult, markdown_table
+from nrf.bench import BenchResult, markdown_table, progress
 from nrf.data import load_mnist
 from nrf.energies import TutorialCNNEnergy
 from nrf.metrics import SampleQuality, SampleQualityMeter
@@ -286,6 +286,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     panels: list[tuple[str, torch.Tensor]] = []
     figures: list[Path] = []
     for method in methods:
+        progress(f"training {method} for {minutes:g} minutes")
         fit = _train_ebmkit(args, minutes * 60, train) if method == "ebmkit" else _train_nrf(
             method, args, minutes * 60, train)  # fmt: skip
         gen = torch.Generator().manual_seed(args.seed)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from nrf import plots
-from nrf.bench import BenchResult, markdown_table, mean_sd
+from nrf.bench import BenchResult, markdown_table, mean_sd, progress
 from nrf.energies import GaussianEnergy
 from nrf.samplers import SGHMC, CoopNet, Langevin, PolynomialDecay, Sampler
 from nrf.targets import AugmentedTarget, Target
@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     curves: dict[str, list[list[float]]] = {}
     finals: dict[str, list[float]] = {}
     for name, (sampler, target, cost) in _methods(schedule, problem, args.inner_step).items():
+        progress(f"sampling with {name}")
         chain_gen = torch.Generator().manual_seed(args.seed + 1)
         if isinstance(target, AugmentedTarget):
             target.restart()  # new chains from ancestral samples of q

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from nrf.bench import BenchResult, markdown_table
+from nrf.bench import BenchResult, markdown_table, progress
 from nrf.energies import paper_potential
 from nrf.generators import paper_generator
 from nrf.nn import data_dependent_init
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     for label, (preset, batch, steps, quick_steps) in ENERGIES.items():
         if wanted is not None and preset not in wanted:
             continue
+        progress(f"timing {label}")
         n = quick_steps if args.quick else steps
         energy = paper_potential(preset)
         x0 = torch.randn(batch, *energy.event_shape, generator=gen)

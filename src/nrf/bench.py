@@ -184,6 +184,15 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join([line, sep, *body])
 
 
+_STARTED = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """One line on stderr while a benchmark runs (``[bench 12.3 s] message``), so a long
+    run shows where it is; the table and JSON come at the end."""
+    print(f"[bench {time.perf_counter() - _STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
 def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
