@@ -97,6 +97,9 @@ class HealthRules:
     max_abs_shift: float | None = None  # None: reported only (the energy's offset is arbitrary)
     max_rhat: float | None = None  # None: R-hat is reported, not a flag (see the module docstring)
     window: int = 3  # the stability figures are judged by their lowest over the last `window` checks
+    # NCE: the balanced accuracy of its data-vs-noise classifier (chance 0.5); below this,
+    # the energy has learned little beyond the noise density and ranks rows poorly
+    min_noise_accuracy: float = 0.6
 
 
 def history_flags(checks: Sequence[Mapping[str, float]], rules: HealthRules | None = None) -> list[str]:
@@ -119,6 +122,12 @@ def health_flags(figures: Mapping[str, float], rules: HealthRules | None = None)
     """Human-readable flags for the figures of a fit's last epoch (those present)."""
     r = rules or HealthRules()
     flags = []
+    if "noise_accuracy" in figures and figures["noise_accuracy"] < r.min_noise_accuracy:
+        flags.append(
+            f"noise_accuracy {figures['noise_accuracy']:.3f} < {r.min_noise_accuracy}: the NCE classifier "
+            "hardly tells the training rows from its noise (chance is 0.5), so the energy has learned "
+            "little beyond the noise density and ranks rows poorly (method='dsm' is the default)"
+        )
     if "tail_stability" in figures and figures["tail_stability"] < r.min_tail_stability:
         flags.append(
             f"tail_stability {figures['tail_stability']:.3f} < {r.min_tail_stability}: other reference rows "

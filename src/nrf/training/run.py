@@ -13,7 +13,7 @@ from nrf.objectives import Objective
 from nrf.training import checkpoint as ckpt
 from nrf.training.build import build_objective
 from nrf.training.config import Config, load_config
-from nrf.training.data import load_training_data
+from nrf.training.data import FILES, load_training_data
 from nrf.training.distributed import init_from_env, shutdown
 from nrf.training.loop import ParameterAverage, Streams
 from nrf.training.rundir import RunDir
@@ -33,6 +33,20 @@ def run_dir_of(cfg: Config) -> Path:
     return Path(cfg.run.out_dir) / cfg.run.name
 
 
+# The presets that are MLPs over flattened rows: any row shape fits them.
+SHAPE_FREE_PRESETS = ("gmm", "kdd", "mnist")
+
+
+def infer_event_shape(cfg: Config, rows: tuple[int, ...]) -> None:
+    """For a user's own file (``data.name = "npy"`` or ``"csv"``) and an MLP preset
+    (``gmm``, ``kdd``, ``mnist``), set ``model.energy_args.event_shape`` to the shape of the
+    file's rows unless the config gives it; the run's ``config.toml`` then records it."""
+    if cfg.data.name not in FILES or cfg.model.energy not in SHAPE_FREE_PRESETS:
+        return
+    if "event_shape" not in cfg.model.energy_args:
+        cfg.model.energy_args = {**cfg.model.energy_args, "event_shape": list(rows)}
+
+
 def _prepare(cfg: Config, run_dir: Path) -> Trainer:
     torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
@@ -42,6 +56,7 @@ def _prepare(cfg: Config, run_dir: Path) -> Trainer:
         torch.cuda.set_device(device)
     torch.manual_seed(Streams.from_user_seed(cfg.run.seed).seed)  # networks; the run has its own streams
     data = load_training_data(cfg.data, cfg.run.seed)
+    infer_event_shape(cfg, tuple(data.train.shape[1:]))
     objective = build_objective(cfg)
     shape = getattr(objective.energy, "event_shape", None)
     if shape is not None and tuple(data.train.shape[1:]) != tuple(shape):

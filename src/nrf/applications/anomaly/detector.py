@@ -395,6 +395,15 @@ class NRFDetector(BaseEstimator):
         """``X`` as a float32 array of shape ``(n, n_features)``, with scikit-learn's errors."""
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
+        ndim = getattr(X, "ndim", None)
+        if ndim is None and isinstance(X, (list, tuple)):
+            ndim = np.ndim(X) if all(np.ndim(v) == 0 for v in X[:1]) else None
+        if ndim in (0, 1):  # scikit-learn's message would print the whole array
+            raise ValueError(
+                f"X: expected rows, a 2-D array (n_samples, n_features) or images (n, C, H, W), got a "
+                f"{ndim}-D array of shape {np.shape(X)}; use X.reshape(-1, 1) for one feature or "
+                "X.reshape(1, -1) for one row"
+            )
         arr = check_array(X, allow_nd=True, dtype=[np.float32, np.float64], input_name="X")
         shape = tuple(arr.shape[1:])
         if reset:
@@ -580,7 +589,12 @@ class NRFDetector(BaseEstimator):
 
     def _health_flags(self) -> list[str]:
         """The diagnostics' flags of the fit's last checked epochs, each also a ``UserWarning``."""
-        flags = history_flags([e for e in self.history_ if "energy_mean" in e])
+        checks = [dict(e) for e in self.history_ if "energy_mean" in e]
+        if self.method == "nce":  # its classifier's accuracy is a health figure
+            for check in checks:
+                if "accuracy" in check:
+                    check["noise_accuracy"] = check["accuracy"]
+        flags = history_flags(checks)
         for flag in flags:
             warnings.warn(f"NRFDetector.fit: the fit ends in a state its diagnostics flag: {flag}",
                           UserWarning, stacklevel=3)  # fmt: skip
@@ -729,6 +743,8 @@ class NRFDetector(BaseEstimator):
         """Read a detector written by :meth:`save`. Pass ``energy`` / ``generator`` modules of
         the same architecture if it was fitted with your own networks, and ``device`` to run
         it somewhere else than where it was fitted (e.g. ``"cpu"`` for a CUDA-fitted one)."""
+        if not Path(os.fspath(path)).exists():
+            raise FileNotFoundError(f"{path}: no such folder (a detector save is a folder written by save())")
         tensors, state = ckpt.load_checkpoint(path)
         if state.get("detector") != FORMAT:
             raise ValueError(f"{path}: not a saved NRFDetector (detector format {state.get('detector')!r})")
