@@ -29,11 +29,11 @@ def test_an_nce_fit_at_chance_is_flagged() -> None:
 
 
 def test_a_one_dimensional_input_is_refused_in_one_short_line() -> None:
-    with pytest.raises(ValueError, match="expected rows") as info:
+    with pytest.raises(ValueError, match="Expected 2D array") as info:
         NRFDetector(epochs=1).fit(np.arange(5000, dtype=float))
     message = str(info.value)
     assert "(5000,)" in message
-    assert "reshape" in message
+    assert "X.reshape(-1, 1)" in message
     assert len(message) < 300
 
 

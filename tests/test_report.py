@@ -301,3 +301,28 @@ def test_panels_group_energies_and_gradient_norms() -> None:
         ("loss", ["loss"]), ("energy", ["energy_data", "energy_samples"]),
         ("gradient norms", ["grad_norm_ce", "grad_norm_gen"]), ("grad_cosine", ["grad_cosine"]),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [1e-4, 0.0, 1234.5678])
+def test_a_constant_panel_is_readable(value: float) -> None:
+    """A constant learning rate drew an axis from -1 to 1 (or a tiny span) with an offset
+    label over the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from nrf.training.report import _readable_y_axis
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 10, 20], [value] * 3)
+    _readable_y_axis(ax, [value] * 3)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    assert low < value < high
+    span = high - low
+    assert span == pytest.approx(0.2 * abs(value) if value else 2.0)
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    # Ticks land inside the axis and read as the value itself.
+    labels = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert labels

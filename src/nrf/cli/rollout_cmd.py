@@ -106,33 +106,50 @@ def _bytes_writer(data: bytes) -> Callable[[BinaryIO], None]:
     return write
 
 
-def _strip_plot(pred: np.ndarray, true: np.ndarray, shown: int = 4) -> bytes:
-    """PNG: 2-D states as paths (true solid, predicted dashed) of ``shown`` rollouts; wider
-    states as one strip per dimension of the first rollout."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _strip_figure(pred: np.ndarray, true: np.ndarray, shown: int = 4) -> Any:
+    """The figure of :func:`_strip_plot`: 2-D states as paths (true solid, predicted
+    dashed) of ``shown`` rollouts; wider states as one strip per dimension of the first
+    rollout. Axes are labelled and carry few enough ticks not to overlap."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     d = pred.shape[2]
     if d == 2:
-        fig, axes = plt.subplots(1, min(shown, pred.shape[0]), figsize=(3 * min(shown, pred.shape[0]), 3),
-                                 squeeze=False)  # fmt: skip
-        for i, ax in enumerate(axes[0]):
+        k = min(shown, pred.shape[0])
+        fig = Figure(figsize=(3.2 * k, 3.4))
+        axes = fig.subplots(1, k, squeeze=False)[0]
+        for i, ax in enumerate(axes):
             ax.plot(true[i, :, 0], true[i, :, 1], "-", color="k", label="true")
             ax.plot(pred[i, :, 0], pred[i, :, 1], "--", color="tab:red", label="predicted")
-            ax.set_aspect("equal")
-            ax.set_title(f"rollout {i}")
-        axes[0][0].legend(fontsize=7)
+            ax.set_aspect("equal", adjustable="datalim")
+            ax.set_title(f"rollout {i}", fontsize=9)
+            ax.set_xlabel("x", fontsize=8)
+            ax.set_ylabel("y", fontsize=8)
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(MaxNLocator(4))
+            ax.tick_params(labelsize=7)
+        axes[0].legend(fontsize=7)
     else:
-        fig, axes = plt.subplots(d, 1, figsize=(6, 1.1 * d), sharex=True, squeeze=False)
-        for j, ax in enumerate(axes[:, 0]):
+        fig = Figure(figsize=(6.5, 0.9 * d + 0.8))
+        axes = fig.subplots(d, 1, sharex=True, squeeze=False)[:, 0]
+        for j, ax in enumerate(axes):
             ax.plot(true[0, :, j], "-", color="k")
             ax.plot(pred[0, :, j], "--", color="tab:red")
-            ax.set_ylabel(f"x{j}", fontsize=7)
-        axes[-1, 0].set_xlabel("step (true solid, predicted dashed)")
+            ax.set_ylabel(f"state {j}", fontsize=7, rotation=0, ha="right", va="center")
+            ax.yaxis.set_major_locator(MaxNLocator(2))
+            ax.tick_params(labelsize=6)
+        axes[0].set_title("rollout 0: true (solid), predicted (dashed)", fontsize=9)
+        axes[-1].set_xlabel("step", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def _strip_plot(pred: np.ndarray, true: np.ndarray, shown: int = 4) -> bytes:
+    """PNG bytes of :func:`_strip_figure`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _strip_figure(pred, true, shown)
+    FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return buf.getvalue()

@@ -244,6 +244,21 @@ def _smooth(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
+def _readable_y_axis(ax: Any, values: Sequence[float]) -> None:
+    """Plain tick labels (no offset text, which matplotlib puts where the title is) and, for
+    a constant series, an axis around its value (matplotlib's default spans -1 to 1 when
+    the value is 0 and gives a tiny span with an offset otherwise)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+        if high - low <= 1e-9 * max(abs(low), abs(high), 1e-300):
+            pad = 0.1 * abs(low) if low != 0 else 1.0
+            ax.set_ylim(low - pad, high + pad)
+    formatter = ax.yaxis.get_major_formatter()
+    if hasattr(formatter, "set_useOffset"):
+        formatter.set_useOffset(False)
+
+
 def _panel_png(
     title: str,
     keys: Sequence[str],
@@ -270,6 +285,7 @@ def _panel_png(
             )
     for s in event_steps:
         ax.axvline(s, color=_EVENT_LINE_COLOUR, linestyle="--", linewidth=0.9, alpha=0.8)
+    _readable_y_axis(ax, [v for key in keys for v in series[key][1]])
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -400,9 +400,9 @@ class NRFDetector(BaseEstimator):
             ndim = np.ndim(X) if all(np.ndim(v) == 0 for v in X[:1]) else None
         if ndim in (0, 1):  # scikit-learn's message would print the whole array
             raise ValueError(
-                f"X: expected rows, a 2-D array (n_samples, n_features) or images (n, C, H, W), got a "
-                f"{ndim}-D array of shape {np.shape(X)}; use X.reshape(-1, 1) for one feature or "
-                "X.reshape(1, -1) for one row"
+                f"X: Expected 2D array (n_samples, n_features) or images (n, C, H, W), got a "
+                f"{ndim}-D array of shape {np.shape(X)}. Reshape your data: X.reshape(-1, 1) for one "
+                "feature or X.reshape(1, -1) for one row"
             )
         arr = check_array(X, allow_nd=True, dtype=[np.float32, np.float64], input_name="X")
         shape = tuple(arr.shape[1:])
