@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nrf import plots
@@ -292,6 +293,68 @@ def knn_kl_evaluator(
     return evaluate
 
 
+@EVALUATORS.register("transitions", context=("data",))
+def transitions_evaluator(
+    data: TrainingData | None = None, n_windows: int = 512, shown: int = 6
+) -> Evaluator:
+    """Transition data (rows: next states, labels: their contexts): the one-step prediction
+    of ``n_windows`` fixed windows (validation windows when the run holds some out, else
+    training windows), its mean squared error per coordinate ``one_step_mse`` and that of
+    staying at the last state ``one_step_mse_still`` (the trivial predictor, for scale), and
+    a figure: ``shown`` windows' context paths with the true and the predicted next state
+    (the first two coordinates)."""
+    if data is None or data.kind != "transitions":
+        raise ValueError("the 'transitions' evaluator needs transition data (next states with contexts)")
+    check_positive_int("n_windows", n_windows)
+    held = data.validation is not None and data.validation_labels is not None
+    rows = data.validation if held else data.train
+    contexts = data.validation_labels if held else data.train_labels
+    assert rows is not None
+    assert contexts is not None
+    pick = torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))[:n_windows]
+    nxt, ctx = rows[pick], contexts[pick]
+    d = nxt.shape[1]
+
+    def evaluate(objective: Objective, step: int, run_dir: Path, gen: torch.Generator) -> dict[str, float]:
+        predict = getattr(objective, "predict", None)
+        if predict is None:
+            raise TypeError(f"the 'transitions' evaluator needs an objective with predict(); got {objective}")
+        device = next(objective.parameters()).device
+        with torch.no_grad():
+            pred = predict(ctx.to(device), gen).detach().cpu()
+        last = ctx[:, -1, :d]
+        mse = float(((pred - nxt) ** 2).mean())
+        still = float(((last - nxt) ** 2).mean())
+        from matplotlib.ticker import MaxNLocator
+
+        k = min(shown, nxt.shape[0])
+        cols = min(k, 3)
+        fig, axes = plots.new_figure(cols, -(-k // cols), size=2.8)
+        for ax in list(axes.flat)[k:]:
+            ax.set_visible(False)
+        for i, ax in zip(range(k), axes.flat, strict=False):
+            path = ctx[i, :, :2].numpy()
+            ax.plot(path[:, 0], path[:, 1] if d > 1 else np.zeros(len(path)), "o-", color="0.5", ms=3)
+            ax.plot(*_xy(nxt[i]), "o", color="k", ms=5, label="true next")
+            ax.plot(*_xy(pred[i]), "x", color="tab:red", ms=7, label="predicted")
+            ax.set_title(f"window {i}", fontsize=8)
+            ax.tick_params(labelsize=6)
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.yaxis.set_major_locator(MaxNLocator(3))
+        axes[0, 0].legend(fontsize=6)
+        fig.suptitle(
+            f"one-step predictions, step {step} (MSE {mse:.3g}; staying put {still:.3g})", fontsize=9
+        )
+        plots.save(fig, RunDir(run_dir).plot("transitions", step))
+        return {"one_step_mse": mse, "one_step_mse_still": still}
+
+    return evaluate
+
+
+def _xy(state: torch.Tensor) -> tuple[float, float]:
+    return float(state[0]), float(state[1]) if state.numel() > 1 else 0.0
+
+
 def default_evaluators(data: TrainingData) -> list[Evaluator]:
     """What a run evaluates by default for its kind of data."""
     evaluators: list[Evaluator] = []
@@ -299,6 +362,8 @@ def default_evaluators(data: TrainingData) -> list[Evaluator]:
         evaluators.append(points_evaluator(data))
     elif data.kind == "images":
         evaluators.append(image_evaluator(data))
+    elif data.kind == "transitions":
+        evaluators.append(transitions_evaluator(data))
     if data.validation is not None and data.validation.shape[0] > 0:
         evaluators.append(validation_evaluator(data.validation))
     return evaluators
