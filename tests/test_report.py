@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -234,9 +235,9 @@ def test_missing_run_dir_raises(tmp_path: Path) -> None:
 def test_report_renders_in_chromium(tmp_path: Path) -> None:
     from matplotlib.image import imread
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = _chromium()
     if browser is None:
-        pytest.skip("chromium not installed")
+        pytest.skip("chromium not installed (the CI installs it and sets NRF_REQUIRE_BROWSER)")
     run = tmp_path / "run"
     _make_run(run)
     page = write_report(run)
@@ -326,3 +327,100 @@ def test_a_constant_panel_is_readable(value: float) -> None:
     # Ticks land inside the axis and read as the value itself.
     labels = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
     assert labels
+
+
+def _chromium() -> str | None:
+    """The browser, or None; with NRF_REQUIRE_BROWSER set (the CI) a missing one fails."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None and os.environ.get("NRF_REQUIRE_BROWSER"):
+        pytest.fail("NRF_REQUIRE_BROWSER is set but chromium is not installed")
+    return browser
+
+
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  const sections = [...document.querySelectorAll("section")];
+  const wide = sections.filter(s => s.scrollWidth > s.clientWidth + 2).length;
+  document.body.setAttribute("data-probe", `${imgs.length} ${broken} ${wide}`);
+});
+</script>"""
+
+
+def _probe_in_chromium(browser: str, page: Path, tmp: Path) -> tuple[int, int, int]:
+    """(images, images that failed to decode, sections wider than the page) as Chromium
+    lays the page out."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    probed = tmp / "probed.html"
+    probed.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8"
+    )
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp / 'profile'}", "--window-size=1200,1600", "--virtual-time-budget=5000",
+         "--dump-dom", probed.resolve().as_uri()],
+        capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    match = re.search(r'data-probe="(\d+) (\d+) (\d+)"', done.stdout)
+    assert match, f"chromium did not run the page's script: {done.stderr[-500:]}"
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def _points_run(tmp: Path) -> Path:
+    from nrf.training.config import load_config
+    from nrf.training.run import train
+    from training_helpers import write_config
+
+    run, _ = train(load_config(write_config(tmp, steps=40, eval_every=20)))
+    return run
+
+
+def _images_run(tmp: Path) -> Path:
+    from nrf.training.config import load_config
+    from nrf.training.run import train
+    from training_helpers import write_config
+
+    cfg = write_config(tmp, data="digits", data_extra='scale = "symmetric"', steps=20, eval_every=10)
+    run, _ = train(
+        load_config(cfg, ["model.energy_args.event_shape=[1, 8, 8]", "train.evaluators=['samples']"])
+    )
+    return run
+
+
+def _transitions_run(tmp: Path) -> Path:
+    from nrf.training.config import load_config
+    from nrf.training.run import train
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = [f'run.out_dir="{tmp}"', "run.threads=1", "train.steps=6", "train.checkpoint_every=6",
+                 "data.trajectories=20", "data.trajectory_steps=40", "model.init_batch=200",
+                 "train.max_seconds=~", "train.progress=false"]  # fmt: skip
+    run, _ = train(load_config(root / "configs" / "ball_ff.toml", overrides))
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["points", "images", "transitions"])
+def test_every_report_kind_lays_out_in_chromium(tmp_path: Path, kind: str) -> None:
+    """Reports of real runs of each kind of data: every figure decodes in the browser, the
+    run's own figures are there, and no section is wider than the page."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (the CI installs it and sets NRF_REQUIRE_BROWSER)")
+    run = {"points": _points_run, "images": _images_run, "transitions": _transitions_run}[kind](tmp_path)
+    figures = sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert figures, f"a {kind} run wrote no figure"
+    page = write_report(run)
+    images, broken, wide = _probe_in_chromium(browser, page, tmp_path)
+    assert broken == 0
+    assert images >= 2  # curves and the run's figures
+    assert wide == 0
+    # The probe sees a figure that does not decode and a section wider than the page.
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<html><body><section style="width:300px"><div style="width:5000px">x</div></section>'
+        '<img src="data:image/png;base64,AAAA"></body></html>'
+    )
+    assert _probe_in_chromium(browser, bad, tmp_path / "b")[1:] == (1, 1)
