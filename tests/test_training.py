@@ -137,7 +137,9 @@ def test_nan_in_data_fails_before_training(tmp_path: Path) -> None:
 
 def test_shape_mismatch_names_both_shapes(tmp_path: Path) -> None:
     np.save(tmp_path / "d.npy", np.zeros((50, 3), dtype=np.float32))
-    cfg = load_config(write_config(tmp_path, data="npy", data_extra=f'path = "{tmp_path / "d.npy"}"'))
+    config = write_config(tmp_path, data="npy", data_extra=f'path = "{tmp_path / "d.npy"}"')
+    # The file's row shape is taken when the config gives none; a given one must match.
+    cfg = load_config(config, ["model.energy_args.event_shape=[2]"])
     with pytest.raises(ValueError, match=r"shape \(3,\) .* input shape \(2,\)"):
         train(cfg)
 
