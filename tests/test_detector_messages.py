@@ -24,7 +24,7 @@ def test_an_nce_fit_at_chance_is_flagged() -> None:
     flags = [f for f in det.health_flags_ if f.startswith("noise_accuracy")]
     assert flags, det.health_flags_
     assert any("NCE classifier hardly tells" in str(w.message) for w in caught)
-    accuracy = [h["accuracy"] for h in det.history_ if "accuracy" in h][-1]
+    accuracy = [h["noise_accuracy"] for h in det.history_ if "noise_accuracy" in h][-1]
     assert accuracy < 0.6
 
 

@@ -390,15 +390,9 @@ def _images_run(tmp: Path) -> Path:
 
 
 def _transitions_run(tmp: Path) -> Path:
-    from nrf.training.config import load_config
-    from nrf.training.run import train
+    from training_helpers import short_trajectory_run
 
-    root = Path(__file__).resolve().parents[1]
-    overrides = [f'run.out_dir="{tmp}"', "run.threads=1", "train.steps=6", "train.checkpoint_every=6",
-                 "data.trajectories=20", "data.trajectory_steps=40", "model.init_batch=200",
-                 "train.max_seconds=~", "train.progress=false"]  # fmt: skip
-    run, _ = train(load_config(root / "configs" / "ball_ff.toml", overrides))
-    return run
+    return short_trajectory_run(tmp, "ball_ff.toml")[0]
 
 
 @pytest.mark.slow

@@ -548,15 +548,10 @@ evaluators = []
 def test_a_trajectory_run_reports_its_one_step_predictions(tmp_path: Path, config: str) -> None:
     """A transition run's report has figures: the 'transitions' evaluator's one-step
     predictions, with their error beside that of staying at the last state."""
-    from nrf.training.config import load_config
     from nrf.training.report import write_report
-    from nrf.training.run import train
+    from training_helpers import short_trajectory_run
 
-    root = Path(__file__).resolve().parents[1]
-    overrides = [f'run.out_dir="{tmp_path}"', "run.threads=1", "train.steps=6", "train.checkpoint_every=6",
-                 "data.trajectories=20", "data.trajectory_steps=40", "model.init_batch=200",
-                 "train.max_seconds=~", "train.progress=false", "data.validation_fraction=0.1"]  # fmt: skip
-    run, final = train(load_config(root / "configs" / config, overrides))
+    run, final = short_trajectory_run(tmp_path, config, "data.validation_fraction=0.1")
     assert final["one_step_mse"] > 0
     assert final["one_step_mse_still"] > 0
     assert (run / "plots" / "transitions-step00000006.png").read_bytes()[:4] == b"\x89PNG"

@@ -89,3 +89,17 @@ def loop_of(objective: Any, rows: torch.Tensor, steps: int) -> Loop:
         objective, Batch(rows), {"energy": {"name": "adam", "lr": 1e-2}}, batch_size=32, steps=steps,
         generator=torch.Generator().manual_seed(1), data_generator=torch.Generator().manual_seed(2),
     )  # fmt: skip
+
+
+def short_trajectory_run(tmp: Path, config: str, *extra: str) -> tuple[Path, dict[str, float]]:
+    """A repository trajectory config trained for 6 updates on 20 short bouncing-ball
+    trajectories (its network and objective unchanged); returns the run folder and the
+    final metrics."""
+    from nrf.training.config import load_config
+    from nrf.training.run import train
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = [f'run.out_dir="{tmp}"', "run.threads=1", "train.steps=6", "train.checkpoint_every=6",
+                 "data.trajectories=20", "data.trajectory_steps=40", "model.init_batch=200",
+                 "train.max_seconds=~", "train.progress=false", *extra]  # fmt: skip
+    return train(load_config(root / "configs" / config, overrides))

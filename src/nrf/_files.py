@@ -42,17 +42,6 @@ def folder_mode() -> int:
     return 0o777 & ~current_umask()
 
 
-def follow_umask(path: Path) -> None:
-    """Give ``path`` (a file, or a folder and everything in it) the modes of the umask."""
-    if path.is_dir() and not path.is_symlink():
-        os.chmod(path, folder_mode())
-        for entry in path.rglob("*"):
-            if not entry.is_symlink():
-                os.chmod(entry, folder_mode() if entry.is_dir() else file_mode())
-    else:
-        os.chmod(path, file_mode())
-
-
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """``write`` into a temporary file beside ``path``, flush it to disk, give it the
     umask's mode, then rename it into place; on any error nothing is left behind and an

@@ -313,7 +313,7 @@ def run_score(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     if out is None:
         for row in table:
-            print(" ".join(f"{v:.6g}" for v in row[:1]) + ("" if threshold is None else f" {int(row[1])}"))
+            print(f"{row[0]:.6g}" if threshold is None else f"{row[0]:.6g} {int(row[1])}")
     elif out.suffix == ".npy":
         write_atomic(out, lambda f: np.save(f, table[:, 0] if threshold is None else table))
     else:

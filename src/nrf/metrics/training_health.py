@@ -97,8 +97,8 @@ class HealthRules:
     max_abs_shift: float | None = None  # None: reported only (the energy's offset is arbitrary)
     max_rhat: float | None = None  # None: R-hat is reported, not a flag (see the module docstring)
     window: int = 3  # the stability figures are judged by their lowest over the last `window` checks
-    # NCE: the balanced accuracy of its data-vs-noise classifier (chance 0.5); below this,
-    # the energy has learned little beyond the noise density and ranks rows poorly
+    # NCE's logged noise_accuracy, the balanced accuracy of its data-vs-noise classifier
+    # (chance 0.5); below this, the energy has learned little beyond the noise density
     min_noise_accuracy: float = 0.6
 
 

@@ -172,7 +172,7 @@ class NoiseContrastiveEstimation(DataStartObjective):
         y = self.draw_noise(self.noise_ratio * x.shape[0], x, ctx.generator)
         loss, accuracy = self.loss(x, y)
         ctx.update("energy", loss)
-        return {"loss": float(loss.detach()), "accuracy": accuracy,
+        return {"loss": float(loss.detach()), "noise_accuracy": accuracy,
                 "log_normalizer": float(self.log_normalizer.detach())}  # fmt: skip
 
     def validation_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float | None:

@@ -589,12 +589,7 @@ class NRFDetector(BaseEstimator):
 
     def _health_flags(self) -> list[str]:
         """The diagnostics' flags of the fit's last checked epochs, each also a ``UserWarning``."""
-        checks = [dict(e) for e in self.history_ if "energy_mean" in e]
-        if self.method == "nce":  # its classifier's accuracy is a health figure
-            for check in checks:
-                if "accuracy" in check:
-                    check["noise_accuracy"] = check["accuracy"]
-        flags = history_flags(checks)
+        flags = history_flags([e for e in self.history_ if "energy_mean" in e])
         for flag in flags:
             warnings.warn(f"NRFDetector.fit: the fit ends in a state its diagnostics flag: {flag}",
                           UserWarning, stacklevel=3)  # fmt: skip
